@@ -1,0 +1,71 @@
+# mlstack: every entry point bootstraps .venv from requirements.lock on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -o errexit -o pipefail -o nounset -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
+PYTEST_ARGS ?=
+
+.PHONY: venv pipeline test lint typecheck unit stop up down logs train bench bench-quick simulate lock images clean
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+pipeline: $(STAMP)  ## the whole pipeline, locally (MLflow on SQLite, local processes)
+	$(BIN)/mlstack run --runtime local
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check mlstack api exporter tests benchmarks
+	$(BIN)/mypy mlstack api/mlstack_api exporter/mlstack_exporter
+
+test: lint  ## the whole suite: lint, types, unit, integration, docker e2e
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not integration and not docker and not ct" $(PYTEST_ARGS)
+
+stop: $(STAMP)  ## stop the local services started by `make pipeline`
+	$(BIN)/mlstack services stop
+
+up: $(STAMP)  ## the compose stack
+	$(BIN)/mlstack platform check-env
+	$(COMPOSE) up -d --build
+
+down:
+	$(COMPOSE) down
+
+logs:
+	$(COMPOSE) logs --tail=200
+
+train:
+	$(COMPOSE) --profile train run --rm trainer
+
+images:
+	$(COMPOSE) --profile train --profile jenkins build
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick
+
+simulate: $(STAMP)
+	$(BIN)/mlstack simulate
+
+lock:
+	rm -rf /tmp/mlstack-lock && $(PYTHON) -m venv /tmp/mlstack-lock
+	/tmp/mlstack-lock/bin/pip install --quiet ".[api,exporter,dev]"
+	{ echo "# Pinned dependencies for every extra (api, exporter, dev). Regenerate: make lock"; \
+	  /tmp/mlstack-lock/bin/pip freeze --exclude mlstack; } > requirements.lock
+
+clean:
+	rm -rf $(VENV) .mlops

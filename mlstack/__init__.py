@@ -1,0 +1,1 @@
+"""mlstack: the domain package of the ML CI/CD/CT stack."""

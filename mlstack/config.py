@@ -1,0 +1,252 @@
+"""The one declarative config: YAML file, then env vars, then CLI overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ENV_PREFIX = "MLSTACK__"
+CONFIG_ENV = "MLSTACK_CONFIG"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "mlstack.yaml"
+
+PrimaryMetric = Literal["accuracy", "precision_weighted", "recall_weighted", "f1_weighted"]
+TriggerReason = Literal["manual", "push", "schedule", "drift", "accuracy"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectConfig(_Section):
+    experiment: str = "wine-classifier"
+    registered_model: str = "wine-classifier"
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+
+
+class MlflowConfig(_Section):
+    tracking_uri: str = "http://127.0.0.1:5000"
+
+
+class DataConfig(_Section):
+    source: Literal["wine", "csv"] = "wine"
+    csv_path: str | None = None
+    target: str = "target"
+    test_size: float = Field(0.25, gt=0, lt=1)
+    seed: int = 42
+    reference_sample_rows: int = Field(500, ge=10)
+    min_new_labelled_rows: int = Field(50, ge=0)
+    use_feedback: bool = True
+
+
+class CandidateConfig(_Section):
+    name: str
+    estimator: str
+    scale: bool = False
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class OnnxConfig(_Section):
+    enabled: bool = True
+    probability_tolerance: float = 1e-4
+
+
+class TrainingConfig(_Section):
+    primary_metric: PrimaryMetric = "f1_weighted"
+    candidates: list[CandidateConfig]
+    onnx: OnnxConfig = OnnxConfig()
+
+    @field_validator("candidates")
+    @classmethod
+    def _unique_names(cls, value: list[CandidateConfig]) -> list[CandidateConfig]:
+        names = [c.name for c in value]
+        if not names:
+            raise ValueError("at least one candidate is required")
+        if len(set(names)) != len(names):
+            raise ValueError(f"candidate names must be unique: {names}")
+        return value
+
+
+class GateConfig(_Section):
+    floor: float = Field(0.85, ge=0, le=1)
+    min_improvement: float = 0.0
+    tolerance: float = Field(1e-6, ge=0)
+    require_approval: bool = False
+
+
+class ServicesConfig(_Section):
+    state_dir: str = ".mlops"
+    mlflow_port: int = 5000
+    api_port: int = 7654
+    exporter_port: int = 8000
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
+    grafana_port: int = 3000
+    trigger_port: int = 9095
+    healthcheck_timeout_s: float = 120.0
+
+
+class ApiConfig(_Section):
+    max_batch: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    reload_interval_s: float = Field(3.0, gt=0)
+    workers: int = Field(1, ge=1)
+
+
+class PredictionStoreConfig(_Section):
+    url: str | None = None
+    queue_size: int = Field(50_000, ge=1)
+    batch_size: int = Field(500, ge=1)
+    flush_interval_s: float = Field(0.2, gt=0)
+
+
+class ExporterConfig(_Section):
+    refresh_interval_s: float = Field(10.0, gt=0)
+    drift_interval_s: float = Field(30.0, gt=0)
+    drift_window: int = Field(1000, ge=1)
+    drift_min_rows: int = Field(100, ge=1)
+    accuracy_window: int = Field(500, ge=1)
+
+
+class MonitoringConfig(_Section):
+    scrape_interval_s: int = Field(10, ge=1)
+    drift_share_threshold: float = Field(0.5, ge=0, le=1)
+    drift_for_minutes: float = Field(5, ge=0)
+    latency_p99_seconds: float = 0.1
+    error_ratio: float = 0.05
+    accuracy_floor: float = 0.8
+    accuracy_min_labelled: int = 50
+    champion_max_age_days: float = 30
+    exporter_stale_seconds: float = 300
+
+
+class CtConfig(_Section):
+    cooldown_s: float = Field(900, ge=0)
+    triggers_requiring_new_data: list[TriggerReason] = Field(
+        default_factory=lambda: ["drift", "accuracy"]
+    )
+
+
+class Config(_Section):
+    """The effective configuration of one pipeline run or service."""
+
+    project: ProjectConfig = ProjectConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    data: DataConfig = DataConfig()
+    training: TrainingConfig
+    gate: GateConfig = GateConfig()
+    services: ServicesConfig = ServicesConfig()
+    api: ApiConfig = ApiConfig()
+    prediction_store: PredictionStoreConfig = PredictionStoreConfig()
+    exporter: ExporterConfig = ExporterConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    ct: CtConfig = CtConfig()
+
+    @property
+    def state_dir(self) -> Path:
+        """Absolute state directory (relative paths are taken from the repo root)."""
+        path = Path(self.services.state_dir)
+        return path if path.is_absolute() else REPO_ROOT / path
+
+    @property
+    def prediction_store_url(self) -> str:
+        """The prediction store URL, defaulting to SQLite inside the state dir."""
+        return self.prediction_store.url or f"sqlite:///{self.state_dir / 'predictions.db'}"
+
+    def to_flat_dict(self) -> dict[str, str]:
+        """Dotted-key view, for logging as MLflow params."""
+        flat: dict[str, str] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, sub in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, sub)
+            else:
+                flat[prefix] = json.dumps(value) if not isinstance(value, str) else value
+
+        walk("", self.model_dump(mode="json"))
+        return flat
+
+
+def _parse_scalar(raw: str) -> Any:
+    """Parse an override value with YAML rules, so `0.9`, `true`, `[a, b]` work."""
+    return yaml.safe_load(raw) if raw != "" else ""
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = [p for p in dotted.split(".") if p]
+    if not parts:
+        raise ValueError(f"empty config key in override {dotted!r}")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"config key {dotted!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Collect `MLSTACK__SECTION__KEY=value` overrides, plus `MLFLOW_TRACKING_URI`."""
+    environ = dict(os.environ if environ is None else environ)
+    overrides: dict[str, Any] = {}
+    if environ.get("MLFLOW_TRACKING_URI"):
+        overrides["mlflow.tracking_uri"] = environ["MLFLOW_TRACKING_URI"]
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX):
+            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+            overrides[dotted] = _parse_scalar(raw)
+    return overrides
+
+
+def parse_set_options(items: list[str]) -> dict[str, Any]:
+    """Turn `--set key.sub=value` strings into overrides."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        overrides[key.strip()] = _parse_scalar(raw)
+    return overrides
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    """Load the YAML file, apply env overrides, then explicit (CLI) overrides.
+
+    Args:
+        path: config file; defaults to $MLSTACK_CONFIG or the repo's mlstack.yaml.
+        overrides: dotted keys to values, applied last.
+        environ: environment to read instead of os.environ (tests).
+    """
+    env = dict(os.environ if environ is None else environ)
+    chosen = Path(path or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+    tree = yaml.safe_load(chosen.read_text()) or {}
+    if not isinstance(tree, dict):
+        raise ValueError(f"{chosen}: top level must be a mapping")
+    for dotted, value in {**env_overrides(env), **(overrides or {})}.items():
+        _set_dotted(tree, dotted, value)
+    return Config.model_validate(tree)
+
+
+def select_candidates(config: Config, names: list[str]) -> Config:
+    """Keep only the named candidates (Jenkins' MODELS parameter), in config order."""
+    if not names:
+        return config
+    known = {c.name for c in config.training.candidates}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(f"unknown candidate(s) {unknown}; known: {sorted(known)}")
+    kept = [c for c in config.training.candidates if c.name in names]
+    return config.model_copy(
+        update={"training": config.training.model_copy(update={"candidates": kept})}
+    )
