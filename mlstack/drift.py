@@ -1,0 +1,209 @@
+"""Data drift of live predictions against a model's reference sample, computed with Evidently 0.7."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from evidently import DataDefinition, Dataset, Report
+from evidently.metrics import ValueDrift
+from evidently.presets import DataDriftPreset
+
+PREDICTION_COLUMN = "prediction"
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """One column's drift test: Evidently's score, its method and threshold, and the verdict.
+
+    p-value methods (K-S, chi-square, Z) drift when the score is *below* the threshold;
+    distance methods (Wasserstein, Jensen-Shannon, PSI) drift when it is *at or above* it.
+    """
+
+    column: str
+    score: float
+    method: str
+    threshold: float
+    drifted: bool
+
+
+@dataclass
+class DriftResult:
+    """One drift reading: dataset verdict, per-feature tests, predicted-class drift."""
+
+    dataset_drift: bool
+    share_drifted: float
+    drifted_count: int
+    threshold: float
+    features: dict[str, ColumnDrift]
+    prediction: ColumnDrift | None
+    current_rows: int
+    reference_rows: int
+    duration_s: float
+    snapshot: Any = field(default=None, repr=False)  # evidently Snapshot, for the HTML report
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly view (no snapshot)."""
+        return {
+            "dataset_drift": self.dataset_drift,
+            "share_drifted": self.share_drifted,
+            "drifted_count": self.drifted_count,
+            "threshold": self.threshold,
+            "features": {name: vars(col) for name, col in self.features.items()},
+            "prediction": vars(self.prediction) if self.prediction else None,
+            "current_rows": self.current_rows,
+            "reference_rows": self.reference_rows,
+            "duration_s": self.duration_s,
+        }
+
+
+def _check_columns(frame: pd.DataFrame, names: Sequence[str], which: str) -> None:
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise ValueError(f"{which} data lacks feature column(s) {missing}; it has {list(frame.columns)}")
+
+
+def _prepare(frame: pd.DataFrame, features: list[str], with_prediction: bool) -> pd.DataFrame:
+    columns = [*features, PREDICTION_COLUMN] if with_prediction else features
+    prepared = frame[columns].reset_index(drop=True)
+    prepared[features] = prepared[features].astype("float64")
+    if with_prediction:
+        prepared[PREDICTION_COLUMN] = prepared[PREDICTION_COLUMN].astype("int64")
+    return prepared
+
+
+def compute_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    feature_names: Sequence[str],
+    threshold: float,
+    *,
+    max_reference_rows: int | None = 5000,
+    seed: int = 0,
+) -> DriftResult:
+    """Compare `current` with `reference` column by column (Evidently `DataDriftPreset`).
+
+    Evidently picks each column's test from the reference size and column type (K-S for
+    numeric columns with a reference of at most 1,000 rows, chi-square for the predicted class).
+    Dataset drift is declared when the share of drifted *features* reaches `threshold`; the
+    `prediction` column, when both frames have it, is tested separately and not counted in the share.
+
+    Args:
+        reference: the model's reference sample (features, optionally `prediction`).
+        current: the live window (same columns).
+        feature_names: the feature columns to test.
+        threshold: share of drifted features that means dataset drift (0..1).
+        max_reference_rows: sample the reference down to this many rows (speed); None keeps all.
+        seed: sampling seed, so readings are reproducible.
+
+    Raises:
+        ValueError: empty frames, missing feature columns or a threshold outside 0..1.
+    """
+    features = [str(f) for f in feature_names]
+    if not features:
+        raise ValueError("feature_names is empty; pass the model's feature columns")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a share between 0 and 1, got {threshold}")
+    if reference.empty or current.empty:
+        raise ValueError(
+            f"drift needs rows on both sides (reference: {len(reference)}, current: {len(current)})"
+        )
+    _check_columns(reference, features, "reference")
+    _check_columns(current, features, "current")
+    if max_reference_rows is not None and len(reference) > max_reference_rows:
+        reference = reference.sample(max_reference_rows, random_state=seed)
+    with_prediction = PREDICTION_COLUMN in reference.columns and PREDICTION_COLUMN in current.columns
+    definition = DataDefinition(
+        numerical_columns=features,
+        categorical_columns=[PREDICTION_COLUMN] if with_prediction else [],
+    )
+    metrics: list[Any] = [DataDriftPreset(columns=features, drift_share=threshold)]
+    if with_prediction:
+        metrics.append(ValueDrift(column=PREDICTION_COLUMN))
+    started = time.perf_counter()
+    snapshot = Report(metrics, include_tests=True).run(
+        Dataset.from_pandas(_prepare(current, features, with_prediction), data_definition=definition),
+        Dataset.from_pandas(_prepare(reference, features, with_prediction), data_definition=definition),
+    )
+    columns = _parse_columns(snapshot.dict())
+    feature_results = {name: columns[name] for name in features}
+    drifted = sum(1 for col in feature_results.values() if col.drifted)
+    share = drifted / len(features)
+    return DriftResult(
+        dataset_drift=share >= threshold,
+        share_drifted=share,
+        drifted_count=drifted,
+        threshold=threshold,
+        features=feature_results,
+        prediction=columns.get(PREDICTION_COLUMN) if with_prediction else None,
+        current_rows=len(current),
+        reference_rows=len(reference),
+        duration_s=time.perf_counter() - started,
+        snapshot=snapshot,
+    )
+
+
+def _parse_columns(report: dict[str, Any]) -> dict[str, ColumnDrift]:
+    """Pull each ValueDrift metric and its test verdict out of `Snapshot.dict()`."""
+    verdicts: dict[str, bool] = {}
+    for test in report.get("tests", []):
+        bound = test.get("bound_test", {})
+        if bound.get("type", "").endswith("ValueDriftBoundTest"):
+            verdicts[bound["metric_fingerprint"]] = test.get("status") == "FAIL"
+    columns: dict[str, ColumnDrift] = {}
+    for metric in report.get("metrics", []):
+        config = metric.get("config", {})
+        if not config.get("type", "").endswith("ValueDrift"):
+            continue
+        name = str(config["column"])
+        if metric["id"] not in verdicts:
+            raise RuntimeError(f"Evidently returned no drift test for column {name!r}")
+        columns[name] = ColumnDrift(
+            column=name,
+            score=float(metric["value"]),
+            method=str(config.get("method") or "unknown"),
+            threshold=float(config.get("threshold") or 0.0),
+            drifted=verdicts[metric["id"]],
+        )
+    return columns
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_html_report(result: DriftResult, path: str | Path) -> Path:
+    """Write Evidently's HTML report for `result` to `path` atomically (readers never see half a file)."""
+    if result.snapshot is None:
+        raise ValueError("this DriftResult carries no Evidently snapshot to render")
+    target = Path(path)
+    _atomic_write_text(target, result.snapshot.get_html_str(as_iframe=False))
+    return target
+
+
+def write_placeholder_report(path: str | Path, title: str, message: str) -> Path:
+    """Write a small HTML page instead of a report (no reference, too few rows), so nothing stale is kept."""
+
+    body = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>{escape(title)}</title></head><body><h1>{escape(title)}</h1>"
+        f"<p>{escape(message)}</p></body></html>"
+    )
+    target = Path(path)
+    _atomic_write_text(target, body)
+    return target
