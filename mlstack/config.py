@@ -112,6 +112,7 @@ class ExporterConfig(_Section):
     drift_window: int = Field(1000, ge=1)
     drift_min_rows: int = Field(100, ge=1)
     accuracy_window: int = Field(500, ge=1)
+    drift_report_path: str | None = None  # null = <state_dir>/reports/drift.html
 
 
 class MonitoringConfig(_Section):
