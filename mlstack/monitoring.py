@@ -665,7 +665,13 @@ def alert_tests(config: Config) -> dict[str, Any]:
         raise ValueError(f"alerts without promtool cases: {missing}")
     tests = []
     for name, spec in specs.items():
-        for case in cases[name]:
+        # A firing case evaluated before its `for:` has elapsed must stay quiet (pending).
+        early = [
+            _Case(c.series, False, eval_s=max(0, (int(spec.for_s // 60) - 1) * 60))
+            for c in cases[name]
+            if c.fires and spec.for_s > 0
+        ]
+        for case in cases[name] + early:
             expected = []
             if case.fires:
                 labels = {**case.labels, "severity": spec.severity, **spec.labels}
@@ -679,7 +685,7 @@ def alert_tests(config: Config) -> dict[str, Any]:
                 )
             tests.append(
                 {
-                    "name": f"{name} {'fires' if case.fires else 'stays quiet'}",
+                    "name": f"{name} {'fires' if case.fires else 'stays quiet'} at {duration(case.eval_s)}",
                     "interval": "1m",
                     "input_series": [
                         {"series": _series(metric, labels), "values": values}

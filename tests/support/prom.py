@@ -1,0 +1,239 @@
+"""Real Prometheus and Alertmanager processes for tests, plus a tiny metrics endpoint and webhook sink."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.binaries import require_binary
+from tests.support.net import free_port, wait_until
+
+
+@dataclass
+class ServiceProcess:
+    """A started binary: its base URL, process and log file."""
+
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the process log, for failure messages."""
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+@contextmanager
+def _run(name: str, argv: list[str], url: str, ready_path: str, log: Path) -> Iterator[ServiceProcess]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+    service = ServiceProcess(name, url, process, log)
+    try:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log_tail()}")
+            return requests.get(url + ready_path, timeout=2).status_code == 200
+
+        try:
+            wait_until(ready, timeout=60, what=f"{name} at {url}{ready_path}")
+        except (TimeoutError, RuntimeError) as exc:
+            raise RuntimeError(f"{exc}\n--- {name} log ---\n{service.log_tail()}") from exc
+        yield service
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+@contextmanager
+def run_prometheus(config_file: Path, data_dir: Path, port: int | None = None) -> Iterator[ServiceProcess]:
+    """Start Prometheus on 127.0.0.1 with `config_file`; stop it on exit."""
+    binary = require_binary("prometheus")
+    port = port or free_port()
+    argv = [
+        binary,
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=1h",
+    ]
+    with _run("prometheus", argv, f"http://127.0.0.1:{port}", "/-/ready", data_dir / "prometheus.log") as svc:
+        yield svc
+
+
+@contextmanager
+def run_alertmanager(config_file: Path, data_dir: Path, port: int | None = None) -> Iterator[ServiceProcess]:
+    """Start Alertmanager on 127.0.0.1 (clustering off, so it binds nothing else); stop it on exit."""
+    binary = require_binary("prometheus-alertmanager", "alertmanager")
+    port = port or free_port()
+    argv = [
+        binary,
+        f"--config.file={config_file}",
+        f"--storage.path={data_dir / 'am'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+    ]
+    with _run(
+        "alertmanager", argv, f"http://127.0.0.1:{port}", "/-/ready", data_dir / "alertmanager.log"
+    ) as svc:
+        yield svc
+
+
+class PrometheusAPI:
+    """The bits of the Prometheus HTTP API tests use."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query; raises with Prometheus' error text on a bad expression."""
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        body = response.json()
+        if body.get("status") != "success":
+            raise ValueError(f"query {expr!r} failed: {body.get('errorType')}: {body.get('error')}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def targets_up(self) -> dict[str, str]:
+        """service label -> target health (up/down/unknown)."""
+        body = requests.get(f"{self.url}/api/v1/targets", timeout=10).json()
+        return {t["labels"].get("service", "?"): t["health"] for t in body["data"]["activeTargets"]}
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts."""
+        body = requests.get(f"{self.url}/api/v1/alerts", timeout=10).json()
+        alerts: list[dict[str, Any]] = body["data"]["alerts"]
+        return alerts
+
+    def rule_groups(self) -> list[dict[str, Any]]:
+        """Loaded rule groups, with each rule's health and last error."""
+        body = requests.get(f"{self.url}/api/v1/rules", timeout=10).json()
+        groups: list[dict[str, Any]] = body["data"]["groups"]
+        return groups
+
+    def wait_for_series(self, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
+        """Poll until `expr` returns at least one series; return them (TimeoutError if never)."""
+        found: list[dict[str, Any]] = []
+
+        def has_series() -> bool:
+            found[:] = self.query(expr)
+            return bool(found)
+
+        wait_until(has_series, timeout, interval=0.5, what=f"a series for {expr!r}")
+        return found
+
+
+@dataclass
+class StaticMetrics:
+    """An HTTP endpoint serving a metrics text the test can change."""
+
+    url: str
+    text: list[str] = field(default_factory=lambda: [""])
+
+    def set(self, text: str) -> None:
+        """Replace what /metrics returns."""
+        self.text[0] = text
+
+
+@contextmanager
+def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def static_metrics(text: str) -> Iterator[StaticMetrics]:
+    """Serve `text` (Prometheus exposition format) at /metrics on a free loopback port."""
+    box = [text]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = box[0].encode()
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with _serve(Handler) as url:
+        yield StaticMetrics(url, box)
+
+
+@dataclass
+class Delivery:
+    """One webhook POST as received."""
+
+    path: str
+    headers: dict[str, str]
+    payload: dict[str, Any]
+
+
+@dataclass
+class WebhookSink:
+    """Collects webhook POSTs (Alertmanager's notifications)."""
+
+    url: str
+    deliveries: list[Delivery]
+
+    def wait(self, predicate: Callable[[Delivery], bool], timeout: float) -> Delivery:
+        """The first delivery matching `predicate`, waiting up to `timeout` seconds."""
+        hits: list[Delivery] = []
+
+        def arrived() -> bool:
+            hits[:] = [d for d in list(self.deliveries) if predicate(d)]
+            return bool(hits)
+
+        wait_until(arrived, timeout, interval=0.5, what=f"a webhook delivery at {self.url}")
+        return hits[0]
+
+
+@contextmanager
+def webhook_sink() -> Iterator[WebhookSink]:
+    """An HTTP receiver on a free loopback port that records every POST and answers 200."""
+    deliveries: list[Delivery] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length)
+            deliveries.append(Delivery(self.path, dict(self.headers.items()), json.loads(raw or b"{}")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with _serve(Handler) as url:
+        yield WebhookSink(url, deliveries)
+
+
+def wait_seconds(seconds: float) -> None:
+    """Sleep, bounded: for letting a scrape or evaluation interval pass."""
+    time.sleep(min(seconds, 30))
