@@ -277,14 +277,16 @@ def alert_specs(config: Config) -> list[AlertSpec]:
         ),
         AlertSpec(
             name="ExporterStale",
+            # A source that never refreshed reads 0; the uptime guard gives a fresh exporter time to start.
             expr=(
-                f"time() - mlops_exporter_last_refresh_timestamp_seconds > {num(mon.exporter_stale_seconds)}"
+                f"time() - mlops_exporter_last_refresh_timestamp_seconds > {num(mon.exporter_stale_seconds)} "
+                f"and on (service) (time() - process_start_time_seconds > {num(mon.exporter_stale_seconds)})"
             ),
             for_s=EXPORTER_STALE_FOR_S,
             severity="warning",
             summary="exporter {{ $labels.source }} readings are stale",
             description=(
-                f"The last successful {{{{ $labels.source }}}} refresh was {VALUE}s ago "
+                f"The last successful {{{{ $labels.source }}}} refresh was {VALUE}s ago, or never "
                 f"(monitoring.exporter_stale_seconds = {num(mon.exporter_stale_seconds)})."
             ),
             runbook=_runbook("exporterstale"),
@@ -511,6 +513,16 @@ def _cases(config: Config) -> dict[str, list[_Case]]:
     n_ok = mon.accuracy_min_labelled
     stale_s = mon.exporter_stale_seconds
 
+    stale_hold = stale_s + EXPORTER_STALE_FOR_S
+
+    def stale_series(refreshed: str, started: float) -> list[tuple[str, Mapping[str, str], str]]:
+        if "x" not in refreshed:
+            refreshed = const(float(refreshed), stale_hold)
+        return [
+            ("mlops_exporter_last_refresh_timestamp_seconds", exporter | {"source": "registry"}, refreshed),
+            ("process_start_time_seconds", exporter, const(started, stale_hold)),
+        ]
+
     def drift_series(share: float, insufficient: int) -> list[tuple[str, Mapping[str, str], str]]:
         return [
             ("mlops_drift_share_drifted_features", exporter, const(share, drift_hold)),
@@ -621,32 +633,18 @@ def _cases(config: Config) -> dict[str, list[_Case]]:
             ),
         ],
         "ExporterStale": [
-            # The timestamp stops moving at t=0.
+            # Refreshed at t=0, then stuck; the exporter has run since t=0.
             _Case(
-                [
-                    (
-                        "mlops_exporter_last_refresh_timestamp_seconds",
-                        exporter | {"source": "registry"},
-                        const(0, stale_s + EXPORTER_STALE_FOR_S),
-                    )
-                ],
+                stale_series("0", 0),
                 True,
                 exporter | {"source": "registry"},
-                held(stale_s + EXPORTER_STALE_FOR_S),
-                held(stale_s + EXPORTER_STALE_FOR_S),
+                held(stale_hold),
+                held(stale_hold),
             ),
             # Refreshed every minute.
-            _Case(
-                [
-                    (
-                        "mlops_exporter_last_refresh_timestamp_seconds",
-                        exporter | {"source": "registry"},
-                        f"0+60x{minutes(stale_s + EXPORTER_STALE_FOR_S)}",
-                    )
-                ],
-                False,
-                eval_s=held(stale_s + EXPORTER_STALE_FOR_S),
-            ),
+            _Case(stale_series(f"0+60x{minutes(stale_hold)}", 0), False, eval_s=held(stale_hold)),
+            # Never refreshed (0), but the exporter started only half the threshold ago.
+            _Case(stale_series("0", held(stale_hold) - stale_s / 2), False, eval_s=held(stale_hold)),
         ],
         "PredictionLogDropping": [
             _Case([("mlops_prediction_log_dropped_total", api, "0+60x10")], True, api, 300.0, 600),

@@ -65,7 +65,7 @@ def test_thresholds_come_from_config(tmp_path: Path) -> None:
     assert "mlops_live_accuracy < 0.66" in alerts["LiveAccuracyBelowFloor"]["expr"]
     assert "mlops_live_labelled_count >= 77" in alerts["LiveAccuracyBelowFloor"]["expr"]
     assert alerts["ChampionStale"]["expr"].endswith("> 12")
-    assert alerts["ExporterStale"]["expr"].endswith("> 123")
+    assert "mlops_exporter_last_refresh_timestamp_seconds > 123 and" in alerts["ExporterStale"]["expr"]
     # The annotation names the config key, so an operator knows where to change it.
     assert (
         "monitoring.drift_share_threshold = 0.37" in alerts["DataDriftDetected"]["annotations"]["description"]
