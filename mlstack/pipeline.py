@@ -1,0 +1,484 @@
+"""The pipeline: stages defined once, in order, run together (`mlstack run`) or one by one (`mlstack stage`)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import requests
+
+from mlstack import registry
+from mlstack.config import REPO_ROOT, Config
+from mlstack.data import Dataset, load_base_dataset, split
+from mlstack.gate import GateDecision, decide
+from mlstack.runtime.base import Runtime
+from mlstack.schema import FeatureSchema
+from mlstack.train import CandidateResult, evaluate, train_all
+from mlstack.validation import ensure_valid
+
+log = logging.getLogger(__name__)
+
+STAGES: list[str] = [
+    "build",
+    "platform",
+    "validate-data",
+    "train",
+    "register",
+    "gate",
+    "approve",
+    "promote",
+    "deploy",
+    "healthcheck",
+    "smoke",
+    "drift-report",
+]
+TRAINING_STAGES = {"validate-data", "train", "register", "gate", "approve", "promote"}
+# Stages after which a failure rolls the champion back, if this pipeline moved it.
+POST_PROMOTE_STAGES = {"deploy", "healthcheck", "smoke"}
+FAIL_STAGE_ENV = "MLSTACK_FAIL_STAGE"  # fault injection for tests: the named stage raises
+
+
+class PipelineError(RuntimeError):
+    """A stage failed; `stage` names it."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        self.stage = stage
+        super().__init__(f"stage {stage!r} failed: {message}")
+
+
+class PipelineLocked(RuntimeError):
+    """Another pipeline run holds the lock."""
+
+
+@dataclass
+class Options:
+    """How this pipeline run was asked for (CLI flags / Jenkins parameters)."""
+
+    runtime: str = "local"
+    force: bool = False
+    trigger: str = "manual"
+    build_id: str | None = None
+    skip_training: bool = False
+    rollback_to: str | None = None
+    approve: bool = False
+
+
+@dataclass
+class PipelineState:
+    """What the stages of one pipeline run hand to each other (persisted between `stage` calls)."""
+
+    pipeline_id: str
+    trigger: str
+    started_at: float = field(default_factory=time.time)
+    data_hash: str | None = None
+    composition: dict[str, Any] = field(default_factory=dict)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    registered_version: str | None = None
+    gate: dict[str, Any] | None = None
+    previous_champion: str | None = None
+    promoted: bool = False
+    awaiting_approval: bool = False
+    skipped: str | None = None
+    rolled_back: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    results: dict[str, str] = field(default_factory=dict)
+
+
+def git_sha() -> str:
+    """The commit being built (Jenkins' GIT_COMMIT, else git itself, else 'unknown')."""
+    if os.environ.get("GIT_COMMIT"):
+        return os.environ["GIT_COMMIT"]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@contextmanager
+def pipeline_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the pipeline lock, or raise PipelineLocked naming the holder."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "pipeline.lock"
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise PipelineLocked(f"another pipeline run is in progress ({holder}); wait for it to finish") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class Pipeline:
+    """Runs stages against one config, runtime and MLflow server."""
+
+    def __init__(self, config: Config, options: Options, runtime: Runtime) -> None:
+        self.config = config
+        self.options = options
+        self.runtime = runtime
+        self.client = registry.make_client(config)
+        self.reports_dir = config.state_dir / "reports"
+        self.state_path = config.state_dir / "pipeline" / "current.json"
+        self.state = self._load_or_new_state(fresh=False)
+        self.stages: dict[str, Callable[[], str]] = {
+            "build": self.build,
+            "platform": self.platform,
+            "validate-data": self.validate_data,
+            "train": self.train,
+            "register": self.register,
+            "gate": self.gate,
+            "approve": self.approve,
+            "promote": self.promote,
+            "deploy": self.deploy,
+            "healthcheck": self.healthcheck,
+            "smoke": self.smoke,
+            "drift-report": self.drift_report,
+        }
+        assert list(self.stages) == STAGES
+
+    # -- state ---------------------------------------------------------------------------------
+    def _load_or_new_state(self, fresh: bool) -> PipelineState:
+        wanted = self.options.build_id
+        if not fresh and self.state_path.exists():
+            stored = PipelineState(**json.loads(self.state_path.read_text()))
+            if wanted is None or stored.pipeline_id == wanted:
+                return stored
+        return PipelineState(pipeline_id=wanted or uuid.uuid4().hex[:12], trigger=self.options.trigger)
+
+    def new_run(self) -> None:
+        """Start a fresh pipeline state (used by `mlstack run`)."""
+        self.state = self._load_or_new_state(fresh=True)
+        self._save()
+
+    def _save(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(json.dumps(asdict(self.state), indent=2))
+
+    @property
+    def model_name(self) -> str:
+        return self.config.project.registered_model
+
+    def lineage_tags(self) -> dict[str, str]:
+        return {
+            "git_sha": git_sha(),
+            "data_hash": self.state.data_hash or "unknown",
+            "pipeline_id": self.state.pipeline_id,
+            "build_id": self.options.build_id or os.environ.get("BUILD_TAG", "local"),
+            "trigger": self.state.trigger,
+        }
+
+    def _training_off(self) -> str | None:
+        """Why training stages do nothing in this run, or None."""
+        if self.options.rollback_to:
+            return "rollback requested"
+        if self.options.skip_training:
+            return "skip-training (redeploy only)"
+        return self.state.skipped
+
+    # -- running ---------------------------------------------------------------------------------
+    def run_stages(self, names: list[str]) -> None:
+        """Run the named stages in pipeline order; on failure after a promotion, roll back."""
+        unknown = [n for n in names if n not in self.stages]
+        if unknown:
+            raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGES}")
+        for name in [s for s in STAGES if s in names]:
+            started = time.perf_counter()
+            log.info("==> stage %s", name)
+            try:
+                if os.environ.get(FAIL_STAGE_ENV) == name:
+                    raise RuntimeError(f"fault injected by {FAIL_STAGE_ENV}={name}")
+                result = self.stages[name]()
+            except Exception as exc:
+                self.state.timings[name] = time.perf_counter() - started
+                self.state.results[name] = f"FAILED: {exc}"
+                self._rollback_after_failure(name)
+                self._save()
+                raise PipelineError(name, str(exc)) from exc
+            self.state.timings[name] = time.perf_counter() - started
+            self.state.results[name] = result
+            self._save()
+            log.info("    %s: %s (%.1fs)", name, result, self.state.timings[name])
+
+    def _rollback_after_failure(self, stage: str) -> None:
+        if stage not in POST_PROMOTE_STAGES or not self.state.promoted or not self.state.previous_champion:
+            return
+        try:
+            registry.rollback(
+                self.client, self.config, self.state.previous_champion, reason=f"auto-rollback: {stage} failed"
+            )
+            self.state.rolled_back = True
+            log.error("champion rolled back to v%s after %s failed", self.state.previous_champion, stage)
+        except Exception as exc:  # report, but keep the original failure as the error
+            log.error("automatic rollback failed: %s", exc)
+
+    def record_pipeline_run(self, status: str, error: str | None = None) -> None:
+        """Log this pipeline execution as a run in `<experiment>-pipeline` (best effort)."""
+        try:
+            mlflow.set_tracking_uri(self.config.mlflow.tracking_uri)
+            experiment = f"{self.config.project.experiment}-pipeline"
+            if mlflow.get_experiment_by_name(experiment) is None:
+                mlflow.create_experiment(experiment)
+            duration = time.time() - self.state.started_at
+            tags = {**self.lineage_tags(), "status": status}
+            if error:
+                tags["error"] = error[:4000]
+            with mlflow.start_run(
+                experiment_id=mlflow.get_experiment_by_name(experiment).experiment_id,  # type: ignore[union-attr]
+                run_name=f"pipeline-{self.state.pipeline_id}",
+                tags=tags,
+            ):
+                mlflow.log_metric("duration_s", duration)
+                for stage, seconds in self.state.timings.items():
+                    mlflow.log_metric(f"stage_{stage.replace('-', '_')}_s", seconds)
+                mlflow.log_dict(asdict(self.state), "pipeline_state.json")
+        except Exception as exc:
+            log.warning("could not record the pipeline run in MLflow: %s", exc)
+
+    # -- stages ----------------------------------------------------------------------------------
+    def build(self) -> str:
+        return self.runtime.build(self.config)
+
+    def platform(self) -> str:
+        self.runtime.start_platform(self.config)
+        return "platform up"
+
+    def _require_mlflow(self) -> None:
+        uri = self.config.mlflow.tracking_uri
+        if not uri.startswith("http"):
+            return
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
+        except requests.RequestException as exc:
+            raise RuntimeError(f"MLflow at {uri} is not reachable ({exc.__class__.__name__}); nothing changed")
+
+    def champion_schema(self) -> FeatureSchema | None:
+        """The champion's feature schema, or None before the first promotion."""
+        champ = registry.champion_version(self.client, self.config)
+        if champ is None:
+            return None
+        uri = f"models:/{self.model_name}@{self.config.project.champion_alias}"
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+        return FeatureSchema.from_dict(metadata["feature_schema"]) if "feature_schema" in metadata else None
+
+    def load_dataset(self) -> Dataset:
+        """Base data plus labelled feedback (when configured), deduplicated."""
+        dataset = load_base_dataset(self.config.data)
+        if self.config.data.use_feedback:
+            from mlstack.feedback import with_feedback
+
+            dataset = with_feedback(dataset, self.config)
+        return dataset
+
+    def validate_data(self) -> str:
+        if reason := self._training_off():
+            return f"skipped: {reason}"
+        self._require_mlflow()
+        dataset = self.load_dataset()
+        mlflow.set_tracking_uri(self.config.mlflow.tracking_uri)
+        report = ensure_valid(dataset, self.champion_schema())
+        self.state.data_hash = dataset.content_hash()
+        self.state.composition = dict(dataset.composition)
+        needs_new = self.state.trigger in self.config.ct.triggers_requiring_new_data
+        new_rows = int(dataset.composition.get("new_rows", 0) or 0)
+        if needs_new and new_rows < self.config.data.min_new_labelled_rows:
+            self.state.skipped = (
+                f"insufficient new data: {new_rows} new labelled rows "
+                f"< {self.config.data.min_new_labelled_rows} required for a {self.state.trigger} retrain"
+            )
+            return f"skipped: {self.state.skipped}"
+        return f"{report.rows} rows x {len(report.columns)} features valid (hash {self.state.data_hash})"
+
+    def train(self) -> str:
+        if reason := self._training_off():
+            return f"skipped: {reason}"
+        self._require_mlflow()
+        dataset = self.load_dataset()
+        self.state.data_hash = dataset.content_hash()
+        tags = {**self.lineage_tags(), **{f"data.{k}": str(v) for k, v in dataset.composition.items()}}
+        results = train_all(self.config, dataset, split(dataset, self.config), tags)
+        self.state.candidates = [asdict(r) for r in results]
+        metric = self.config.training.primary_metric
+        return "; ".join(f"{r.name} {metric}={r.score(metric):.4f}" for r in results)
+
+    def _best(self) -> CandidateResult:
+        if not self.state.candidates:
+            raise RuntimeError("no trained candidates in this pipeline run; run the train stage first")
+        return CandidateResult(**self.state.candidates[0])
+
+    def register(self) -> str:
+        if reason := self._training_off():
+            return f"skipped: {reason}"
+        best = self._best()
+        version = mlflow.register_model(best.model_uri, self.model_name, tags={
+            **self.lineage_tags(),
+            "candidate": best.name,
+            "primary_metric": self.config.training.primary_metric,
+            "onnx_parity": best.onnx_parity,
+            "onnx_artifact": "onnx/model.onnx" if best.onnx_parity != "skipped" else "",
+            **{k: f"{v:.6f}" for k, v in best.metrics.items() if "class" not in k},
+        })
+        self.client.update_registered_model(
+            self.model_name, description="Registered by the mlstack pipeline; see alias_history.* tags."
+        )
+        self.state.registered_version = str(version.version)
+        registry.move_alias(
+            self.client, self.model_name, self.config.project.challenger_alias, version.version,
+            f"registered by pipeline {self.state.pipeline_id} ({self.state.trigger})",
+        )
+        return f"{self.model_name} v{version.version} ({best.name}) is {self.config.project.challenger_alias}"
+
+    def score_alias(self, alias: str, dataset: Dataset) -> float:
+        """Score the model behind an alias on this run's held-out test set."""
+        model = mlflow.sklearn.load_model(f"models:/{self.model_name}@{alias}")
+        data_split = split(dataset, self.config)
+        return evaluate(model, data_split.x_test, data_split.y_test)[self.config.training.primary_metric]
+
+    def gate(self) -> str:
+        if reason := self._training_off():
+            return f"skipped: {reason}"
+        if self.state.registered_version is None:
+            raise RuntimeError("nothing registered in this pipeline run; run the register stage first")
+        dataset = self.load_dataset()
+        champ = registry.champion_version(self.client, self.config)
+        challenger_score = self.score_alias(self.config.project.challenger_alias, dataset)
+        champion_score = None
+        if champ is not None:
+            try:
+                champion_score = self.score_alias(self.config.project.champion_alias, dataset)
+            except (ValueError, KeyError) as exc:  # e.g. the feature set changed under it
+                raise RuntimeError(f"champion v{champ.version} cannot be scored on the current data: {exc}")
+        decision = decide(
+            self.config.training.primary_metric,
+            self.state.registered_version,
+            challenger_score,
+            champ.version if champ else None,
+            champion_score,
+            self.config.gate,
+            force=self.options.force,
+        )
+        self._record_gate(decision)
+        verdict = "PROMOTE" if decision.promote else "KEEP CHAMPION"
+        return f"{verdict}: {decision.reason}"
+
+    def _record_gate(self, decision: GateDecision) -> None:
+        self.state.gate = decision.to_dict()
+        self.reports_dir.mkdir(parents=True, exist_ok=True)
+        report = {**decision.to_dict(), "pipeline_id": self.state.pipeline_id, "trigger": self.state.trigger}
+        (self.reports_dir / "gate.json").write_text(json.dumps(report, indent=2))
+        run_id = self._best().run_id
+        self.client.set_tag(run_id, "gate.decision", "promote" if decision.promote else "reject")
+        self.client.set_tag(run_id, "gate.reason", decision.reason)
+        if decision.forced:
+            self.client.set_tag(run_id, "gate.forced_by", registry.actor())
+        self.client.log_metric(run_id, "gate.challenger_score", decision.challenger_score)
+        if decision.champion_score is not None:
+            self.client.log_metric(run_id, "gate.champion_score", decision.champion_score)
+        self.client.log_dict(run_id, report, "gate.json")
+        version = self.state.registered_version or ""
+        self.client.set_model_version_tag(self.model_name, version, "gate", "passed" if decision.promote else "failed")
+        if decision.forced:
+            self.client.set_model_version_tag(self.model_name, version, "gate_forced", "true")
+
+    def approve(self) -> str:
+        if reason := self._training_off():
+            return f"skipped: {reason}"
+        if not self.state.gate or not self.state.gate["promote"]:
+            return "nothing to approve: the gate kept the champion"
+        if not self.config.gate.require_approval:
+            return "approval not required"
+        version = self.state.registered_version or ""
+        if self.options.approve:
+            self.client.set_model_version_tag(self.model_name, version, "approval", f"approved:{registry.actor()}")
+            return f"v{version} approved by {registry.actor()}"
+        self.state.awaiting_approval = True
+        self.client.set_model_version_tag(self.model_name, version, "approval", "pending")
+        return f"v{version} waits as {self.config.project.challenger_alias}: run `mlstack approve {version}`"
+
+    def promote(self) -> str:
+        if self.options.rollback_to:
+            move = registry.rollback(self.client, self.config, self.options.rollback_to, reason="rollback requested")
+            return f"champion rolled back v{move.from_version} -> v{move.to_version}"
+        if reason := self._training_off():
+            return f"skipped: {reason}"
+        if self.state.awaiting_approval:
+            return "skipped: awaiting approval"
+        if not self.state.gate or not self.state.gate["promote"]:
+            return "champion unchanged (gate)"
+        champ = registry.champion_version(self.client, self.config)
+        self.state.previous_champion = champ.version if champ else None
+        version = self.state.registered_version or ""
+        reason_text = f"pipeline {self.state.pipeline_id} ({self.state.trigger}): {self.state.gate['reason']}"
+        registry.move_alias(self.client, self.model_name, self.config.project.champion_alias, version, reason_text)
+        self.state.promoted = True
+        return f"champion v{self.state.previous_champion or '-'} -> v{version}"
+
+    def deploy(self) -> str:
+        self.runtime.deploy(self.config)
+        return "predictor and exporter deployed"
+
+    def healthcheck(self) -> str:
+        statuses = self.runtime.healthcheck(self.config)
+        return ", ".join(f"{k}={v}" for k, v in statuses.items())
+
+    def smoke(self) -> str:
+        """One real prediction; the predictor must answer with the current champion."""
+        urls = self.runtime.service_urls(self.config)
+        if "api" not in urls:
+            return "skipped: no predictor in this runtime"
+        champ = registry.champion_version(self.client, self.config)
+        schema = self.champion_schema()
+        if champ is None or schema is None:
+            raise RuntimeError("no champion to smoke-test")
+        instance = {f.name: f.typical for f in schema.features}
+        deadline = time.monotonic() + max(30.0, 10 * self.config.api.reload_interval_s)
+        served = None
+        while time.monotonic() < deadline:
+            response = requests.post(f"{urls['api']}/predict", json={"instances": [instance]}, timeout=10)
+            if response.status_code == 200:
+                served = str(response.json()["model"]["version"])
+                if served == champ.version:
+                    first = response.json()["predictions"][0]
+                    return f"predictor serves v{served}: class {first.get('class_name', first)}"
+            time.sleep(0.5)
+        raise RuntimeError(f"predictor serves v{served}, expected champion v{champ.version}")
+
+    def drift_report(self) -> str:
+        """Write the drift report of the current prediction window next to the other reports."""
+        from mlstack.drift_report import write_drift_report
+
+        return write_drift_report(self.config, self.reports_dir / "drift.html")
+
+
+def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
+    """The candidates table for the end-of-run summary."""
+    rows = [
+        {"candidate": c["name"], metric: round(c["metrics"][metric], 4), "accuracy": round(c["metrics"]["accuracy"], 4),
+         "onnx": c["onnx_parity"], "run_id": c["run_id"][:8]}
+        for c in state.candidates
+    ]
+    return pd.DataFrame(rows)
+

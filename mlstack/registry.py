@@ -1,0 +1,156 @@
+"""The MLflow model registry: aliases, their recorded history, and rollback."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from mlstack.config import Config
+
+HISTORY_PREFIX = "alias_history."
+
+
+class RegistryError(RuntimeError):
+    """A registry action cannot be done (unknown version, nothing to roll back to, ...)."""
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One recorded alias move: the production timeline is a list of these."""
+
+    seq: int
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    at: float
+    by: str
+    reason: str
+
+
+def make_client(config: Config) -> MlflowClient:
+    """A client for the configured tracking server (also used as registry)."""
+    return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri)
+
+
+def actor() -> str:
+    """Who is acting: the Jenkins build, or the local user."""
+    if os.environ.get("BUILD_TAG"):
+        return f"jenkins:{os.environ['BUILD_TAG']}"
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "user:unknown"
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version behind an alias, or None when the alias (or the model) does not exist."""
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return None
+        raise
+
+
+def champion_version(client: MlflowClient, config: Config) -> ModelVersion | None:
+    """The current champion, or None before the first promotion."""
+    return version_by_alias(client, config.project.registered_model, config.project.champion_alias)
+
+
+def challenger_version(client: MlflowClient, config: Config) -> ModelVersion | None:
+    """The current challenger, or None."""
+    return version_by_alias(client, config.project.registered_model, config.project.challenger_alias)
+
+
+def history(client: MlflowClient, name: str) -> list[AliasMove]:
+    """Every recorded alias move of a registered model, oldest first."""
+    try:
+        tags = client.get_registered_model(name).tags
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    moves = []
+    for key, raw in tags.items():
+        if key.startswith(HISTORY_PREFIX):
+            data = json.loads(raw)
+            moves.append(
+                AliasMove(
+                    seq=int(key[len(HISTORY_PREFIX) :]),
+                    alias=data["alias"],
+                    from_version=data.get("from"),
+                    to_version=data.get("to"),
+                    at=float(data["at"]),
+                    by=data.get("by", ""),
+                    reason=data.get("reason", ""),
+                )
+            )
+    return sorted(moves, key=lambda m: m.seq)
+
+
+def record_move(
+    client: MlflowClient, name: str, alias: str, old: str | None, new: str | None, reason: str
+) -> AliasMove:
+    """Append one move to the alias history."""
+    seq = max((m.seq for m in history(client, name)), default=0) + 1
+    move = AliasMove(seq, alias, old, new, time.time(), actor(), reason)
+    payload = {k: v for k, v in asdict(move).items() if k != "seq"}
+    payload["from"] = payload.pop("from_version")
+    payload["to"] = payload.pop("to_version")
+    client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{seq:06d}", json.dumps(payload))
+    return move
+
+
+def move_alias(client: MlflowClient, name: str, alias: str, version: str, reason: str) -> AliasMove | None:
+    """Point `alias` at `version` and record the move; None when it already points there."""
+    current = version_by_alias(client, name, alias)
+    old = current.version if current else None
+    if old == str(version):
+        return None
+    client.set_registered_model_alias(name, alias, str(version))
+    return record_move(client, name, alias, old, str(version), reason)
+
+
+def clear_alias(client: MlflowClient, name: str, alias: str, reason: str) -> AliasMove | None:
+    """Remove `alias` and record it; None when it was not set."""
+    current = version_by_alias(client, name, alias)
+    if current is None:
+        return None
+    client.delete_registered_model_alias(name, alias)
+    return record_move(client, name, alias, current.version, None, reason)
+
+
+def rollback_target(client: MlflowClient, config: Config) -> str:
+    """The version a rollback without --to goes back to: the champion before the current one."""
+    champ = champion_version(client, config)
+    moves = [
+        m
+        for m in history(client, config.project.registered_model)
+        if m.alias == config.project.champion_alias and m.to_version
+    ]
+    current = champ.version if champ else None
+    for move in reversed(moves):
+        if move.to_version == current and move.from_version and move.from_version != current:
+            return move.from_version
+    raise RegistryError("no earlier champion to roll back to; use --to N")
+
+
+def rollback(client: MlflowClient, config: Config, to: str | None = None, reason: str = "rollback") -> AliasMove:
+    """Move the champion back to `to` (or the previous champion) and record it."""
+    name = config.project.registered_model
+    target = str(to) if to else rollback_target(client, config)
+    try:
+        client.get_model_version(name, target)
+    except MlflowException as exc:
+        raise RegistryError(f"{name} has no version {target}") from exc
+    move = move_alias(client, name, config.project.champion_alias, target, reason)
+    if move is None:
+        raise RegistryError(f"champion is already version {target}")
+    return move

@@ -1,0 +1,259 @@
+"""The train stage: fit every candidate, evaluate it, export it to ONNX and log it all to MLflow."""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from mlflow.models import infer_signature
+from sklearn.base import ClassifierMixin
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_fscore_support,
+)
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from mlstack.config import CandidateConfig, Config
+from mlstack.data import Dataset, Split
+from mlstack.schema import FeatureSchema
+
+log = logging.getLogger(__name__)
+
+ESTIMATORS: dict[str, type[ClassifierMixin]] = {
+    "RandomForestClassifier": RandomForestClassifier,
+    "GradientBoostingClassifier": GradientBoostingClassifier,
+    "SVC": SVC,
+    "KNeighborsClassifier": KNeighborsClassifier,
+    "LogisticRegression": LogisticRegression,
+}
+ONNX_ARTIFACT = "onnx/model.onnx"
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+MODEL_ARTIFACT_NAME = "model"
+
+
+@dataclass
+class CandidateResult:
+    """One trained candidate and where it lives in MLflow."""
+
+    name: str
+    run_id: str
+    model_uri: str
+    metrics: dict[str, float]
+    onnx_parity: str  # passed | failed | skipped
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def score(self, metric: str) -> float:
+        return self.metrics[metric]
+
+
+def build_estimator(candidate: CandidateConfig) -> Pipeline:
+    """A sklearn Pipeline for a candidate, with scaling when the config asks for it."""
+    try:
+        estimator_cls = ESTIMATORS[candidate.estimator]
+    except KeyError:
+        raise ValueError(
+            f"candidate {candidate.name!r}: unknown estimator {candidate.estimator!r}; "
+            f"known: {sorted(ESTIMATORS)}"
+        ) from None
+    try:
+        estimator = estimator_cls(**candidate.params)
+    except TypeError as exc:
+        raise ValueError(f"candidate {candidate.name!r}: bad params {candidate.params}: {exc}") from None
+    steps: list[tuple[str, Any]] = [("scaler", StandardScaler())] if candidate.scale else []
+    steps.append(("model", estimator))
+    return Pipeline(steps)
+
+
+def evaluate(model: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
+    """Weighted accuracy/precision/recall/F1 and per-class metrics on one data set."""
+    predicted = model.predict(x)
+    precision, recall, f1, _ = precision_recall_fscore_support(y, predicted, average="weighted", zero_division=0)
+    metrics = {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "precision_weighted": float(precision),
+        "recall_weighted": float(recall),
+        "f1_weighted": float(f1),
+    }
+    labels = sorted(pd.unique(y))
+    per_p, per_r, per_f, _ = precision_recall_fscore_support(
+        y, predicted, labels=labels, average=None, zero_division=0
+    )
+    for label, p, r, f in zip(labels, per_p, per_r, per_f, strict=True):
+        metrics[f"precision_class_{label}"] = float(p)
+        metrics[f"recall_class_{label}"] = float(r)
+        metrics[f"f1_class_{label}"] = float(f)
+    return metrics
+
+
+def export_onnx(model: Pipeline, x_test: pd.DataFrame, tolerance: float) -> tuple[bytes | None, str, str]:
+    """Convert to ONNX and check parity on the test set.
+
+    Returns:
+        (serialized model or None, "passed"|"failed"|"skipped", detail)
+    """
+    try:
+        import onnxruntime as ort
+        from skl2onnx import to_onnx
+    except ImportError as exc:  # pragma: no cover - both are in the lock
+        return None, "skipped", f"onnx tooling missing: {exc}"
+    sample = x_test.to_numpy(dtype=np.float32)
+    try:
+        onx = to_onnx(model, sample[:1], options={"zipmap": False}, target_opset=17)
+        payload = onx.SerializeToString()
+        session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
+        labels, probabilities = session.run(None, {session.get_inputs()[0].name: sample})
+    except Exception as exc:  # conversion support varies by estimator
+        return None, "skipped", f"conversion failed: {exc}"
+    same_labels = bool(np.array_equal(np.asarray(labels), model.predict(x_test)))
+    max_diff = float(np.max(np.abs(np.asarray(probabilities) - model.predict_proba(x_test))))
+    status = "passed" if same_labels and max_diff <= tolerance else "failed"
+    return payload, status, f"labels_identical={same_labels} max_probability_diff={max_diff:.3g}"
+
+
+def _confusion_png(y: pd.Series, predicted: np.ndarray, class_names: list[str]) -> bytes:
+    labels = sorted(pd.unique(y))
+    matrix = confusion_matrix(y, predicted, labels=labels)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ConfusionMatrixDisplay(matrix, display_labels=[class_names[i] for i in labels]).plot(ax=ax, colorbar=False)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def reference_sample(model: Any, dataset: Dataset, split: Split, rows: int, seed: int) -> pd.DataFrame:
+    """The drift reference: a sample of the training data plus the model's predictions on it."""
+    sample = split.x_train.sample(n=min(rows, len(split.x_train)), random_state=seed)
+    return sample.assign(prediction=model.predict(sample).astype(int)).reset_index(drop=True)
+
+
+def train_candidate(
+    candidate: CandidateConfig,
+    config: Config,
+    dataset: Dataset,
+    split: Split,
+    schema: FeatureSchema,
+    tags: dict[str, str],
+) -> CandidateResult:
+    """Fit, evaluate, export and log one candidate as its own MLflow run."""
+    import time
+
+    timings: dict[str, float] = {}
+    model = build_estimator(candidate)
+    with mlflow.start_run(run_name=candidate.name, tags={**tags, "candidate": candidate.name}) as run:
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            # sklearn 1.9 deprecates SVC(probability=True); it still works and converts to ONNX.
+            warnings.simplefilter("ignore", FutureWarning)
+            model.fit(split.x_train, split.y_train)
+        timings["fit_s"] = time.perf_counter() - started
+        metrics = evaluate(model, split.x_test, split.y_test)
+        predicted = model.predict(split.x_test)
+
+        started = time.perf_counter()
+        mlflow.log_params({"estimator": candidate.estimator, "scale": candidate.scale})
+        mlflow.log_params({f"param.{k}": v for k, v in candidate.params.items()})
+        mlflow.log_params(
+            {
+                "primary_metric": config.training.primary_metric,
+                "test_size": config.data.test_size,
+                "seed": config.data.seed,
+                "train_rows": len(split.x_train),
+                "test_rows": len(split.x_test),
+            }
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(config.model_dump(mode="json"), "effective_config.yaml")
+        mlflow.log_dict(schema.to_dict(), "feature_schema.json")
+        mlflow.log_dict(dataset.composition, "dataset_composition.json")
+        mlflow.log_text(
+            classification_report(
+                split.y_test, predicted, target_names=[schema.class_name(c.label) for c in schema.classes]
+            ),
+            "classification_report.txt",
+        )
+        mlflow.log_image(
+            _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)), "confusion_matrix.png"
+        )
+        reference = reference_sample(
+            model, dataset, split, config.data.reference_sample_rows, config.data.seed
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+            reference.to_parquet(path, index=False)
+            mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+        timings["log_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        parity, detail = "skipped", "disabled in config"
+        if config.training.onnx.enabled:
+            payload, parity, detail = export_onnx(
+                model, split.x_test, config.training.onnx.probability_tolerance
+            )
+            if payload is not None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = Path(tmp) / Path(ONNX_ARTIFACT).name
+                    path.write_bytes(payload)
+                    mlflow.log_artifact(str(path), artifact_path=str(Path(ONNX_ARTIFACT).parent))
+        mlflow.set_tags({"onnx_parity": parity, "onnx_detail": detail})
+        timings["onnx_s"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        example = split.x_train.head(3)
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT_NAME,
+            serialization_format="cloudpickle",  # skops would refuse to load tree models untrusted
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            metadata={"feature_schema": schema.to_dict(), "candidate": candidate.name},
+        )
+        timings["log_model_s"] = time.perf_counter() - started
+        log.info("trained %s: %s=%.4f (onnx %s)", candidate.name, config.training.primary_metric,
+                 metrics[config.training.primary_metric], parity)
+        return CandidateResult(candidate.name, run.info.run_id, info.model_uri, metrics, parity, timings)
+
+
+def _png_to_array(png: bytes) -> np.ndarray:
+    return plt.imread(io.BytesIO(png), format="png")
+
+
+def train_all(config: Config, dataset: Dataset, split: Split, tags: dict[str, str]) -> list[CandidateResult]:
+    """Train every configured candidate; the best comes first (by the primary metric)."""
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    mlflow.set_experiment(config.project.experiment)
+    schema = FeatureSchema.from_training_data(
+        dataset.features, dataset.target, dataset.class_names, dataset.target_name
+    )
+    results = [train_candidate(c, config, dataset, split, schema, tags) for c in config.training.candidates]
+    metric = config.training.primary_metric
+    return sorted(results, key=lambda r: r.score(metric), reverse=True)
+
+
+def write_effective_config(config: Config, path: Path) -> None:
+    """Write the effective config next to the reports, as YAML."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
