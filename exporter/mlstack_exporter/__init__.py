@@ -1,0 +1,1 @@
+"""Flask metrics exporter: MLflow registry state, drift and live accuracy as Prometheus metrics."""

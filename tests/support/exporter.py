@@ -1,0 +1,85 @@
+"""Exporter test helpers: a killable MLflow server; runs and versions logged by the project's conventions."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+from mlflow.entities import Metric, RunTag
+from mlflow.tracking import MlflowClient
+
+from mlstack.train import REFERENCE_ARTIFACT
+from tests.support.net import free_port
+from tests.support.prom import ServiceProcess, _run
+
+
+@contextmanager
+def run_mlflow_server(root: Path, port: int | None = None) -> Iterator[ServiceProcess]:
+    """A real `mlflow server` (SQLite, local artifacts) on 127.0.0.1; stopped on exit."""
+    port = port or free_port()
+    root.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
+    ]  # fmt: skip
+    with _run("mlflow", argv, f"http://127.0.0.1:{port}", "/health", root / "mlflow.log") as service:
+        yield service
+
+
+def log_training_run(
+    client: MlflowClient,
+    experiment: str,
+    metrics: dict[str, float],
+    reference: pd.DataFrame | None = None,
+    data_hash: str = "hash0",
+) -> str:
+    """A finished training run as train.py logs it: test-set metrics, data_hash tag, reference sample."""
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, tags={"data_hash": data_hash})
+    now = int(time.time() * 1000)
+    client.log_batch(run.info.run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+    if reference is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+            reference.to_parquet(path, index=False)
+            client.log_artifact(run.info.run_id, str(path), str(Path(REFERENCE_ARTIFACT).parent))
+    client.set_terminated(run.info.run_id)
+    return str(run.info.run_id)
+
+
+def register_version(client: MlflowClient, name: str, run_id: str, data_hash: str = "hash0") -> str:
+    """Register a run's model as a new version (the source need not hold a loadable model here)."""
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    run = client.get_run(run_id)
+    version = client.create_model_version(
+        name,
+        source=f"{run.info.artifact_uri}/model",
+        run_id=run_id,
+        tags={"data_hash": data_hash, "trigger": "manual"},
+    )
+    return str(version.version)
+
+
+def log_pipeline_run(
+    client: MlflowClient, experiment: str, status: str, trigger: str, duration_s: float
+) -> str:
+    """One pipeline execution, as the pipeline records it in `<experiment>-pipeline`."""
+    name = f"{experiment}-pipeline"
+    found = client.get_experiment_by_name(name)
+    experiment_id = found.experiment_id if found else client.create_experiment(name)
+    run = client.create_run(experiment_id, tags={"status": status, "trigger": trigger})
+    client.log_batch(
+        run.info.run_id,
+        tags=[RunTag("status", status)],
+        metrics=[Metric("duration_s", duration_s, int(time.time() * 1000), 0)],
+    )
+    client.set_terminated(run.info.run_id)
+    return str(run.info.run_id)
