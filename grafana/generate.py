@@ -248,7 +248,7 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
                 "Insufficient drift data",
                 "max(mlops_drift_insufficient_data)",
                 threshold=1,
-                description="1 while the window has fewer rows than exporter.drift_min_rows (no drift scores).",
+                description="1 while the window has fewer rows than exporter.drift_min_rows: no scores.",
             ),
             Panel(
                 "Test-set accuracy by version",
