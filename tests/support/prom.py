@@ -237,3 +237,57 @@ def webhook_sink() -> Iterator[WebhookSink]:
 def wait_seconds(seconds: float) -> None:
     """Sleep, bounded: for letting a scrape or evaluation interval pass."""
     time.sleep(min(seconds, 30))
+
+
+# --------------------------------------------------------------------------- Grafana dashboards
+
+GRAFANA_DIR = Path(__file__).resolve().parents[2] / "grafana"
+# Grafana's built-in interval variables, replaced by what they resolve to on a short test range.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
+
+
+@dataclass(frozen=True)
+class PanelQuery:
+    """One PromQL expression of one dashboard panel (or annotation)."""
+
+    dashboard: str
+    panel: str
+    ref: str
+    expr: str
+
+    @property
+    def where(self) -> str:
+        """Human-readable location for failure messages."""
+        return f"{self.dashboard} / {self.panel!r} ({self.ref})"
+
+    def resolved(self) -> str:
+        """The expression with Grafana's variables substituted, ready for the Prometheus API."""
+        expr = self.expr
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        return expr
+
+
+def load_dashboards(directory: Path = GRAFANA_DIR / "dashboards") -> dict[str, dict[str, Any]]:
+    """Committed dashboard JSON by file name."""
+    return {p.name: json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))}
+
+
+def panel_queries(dashboards: dict[str, dict[str, Any]]) -> list[PanelQuery]:
+    """Every panel target's PromQL, in dashboard and panel order."""
+    return [
+        PanelQuery(d["title"], panel["title"], target["refId"], target["expr"])
+        for d in dashboards.values()
+        for panel in d["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
+def annotation_queries(dashboards: dict[str, dict[str, Any]]) -> list[PanelQuery]:
+    """PromQL of every Prometheus annotation query."""
+    return [
+        PanelQuery(d["title"], a["name"], "annotation", a["expr"])
+        for d in dashboards.values()
+        for a in d["annotations"]["list"]
+        if "expr" in a
+    ]
