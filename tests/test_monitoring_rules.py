@@ -58,7 +58,8 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
         for r in g["rules"]
     }
     cases = yaml.safe_load((PROM / "tests/alerts_test.yml").read_text())["tests"]
-    firing, quiet = set(), set()
+    firing: set[str] = set()
+    quiet: set[str] = set()
     for case in cases:
         for check in case["alert_rule_test"]:
             (firing if check["exp_alerts"] else quiet).add(check["alertname"])
