@@ -1,0 +1,113 @@
+"""The predictor app: `create_app()` builds it; `app` is what uvicorn serves (`mlstack_api.main:app`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from mlstack.config import Config, load_config
+from mlstack_api.metrics import RequestMetricsMiddleware
+from mlstack_api.model import ServedModel
+from mlstack_api.routes import router
+from mlstack_api.state import ApiState, admin_token_from_env
+from mlstack_api.validation import openapi_components
+
+log = logging.getLogger(__name__)
+API_VERSION = "1.0.0"
+_FROM_ENV = object()
+
+
+def _configure_logging() -> None:
+    """Send the project's INFO logs to stderr when nothing else (uvicorn only sets its own) does."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("mlstack", "mlstack_api"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+def create_app(
+    config: Config | None = None,
+    *,
+    model: ServedModel | None = None,
+    admin_token: str | object | None = _FROM_ENV,
+) -> FastAPI:
+    """Build the predictor.
+
+    Nothing is loaded here: the lifespan opens the prediction store and starts the model
+    watcher, so importing the module (uvicorn, tests) is cheap and needs no MLflow.
+
+    Args:
+        config: the effective config; `load_config()` (file + env) when None.
+        model: serve this fixed model instead of following the registry alias (unit tests).
+        admin_token: bearer token for /admin/reload; read from $MLSTACK_ADMIN_TOKEN by default.
+    """
+    _configure_logging()
+    config = config or load_config()
+    token = admin_token_from_env() if admin_token is _FROM_ENV else admin_token
+    state = ApiState(config, token if isinstance(token, str) and token else None, fixed_model=model)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.stop)
+
+    app = FastAPI(
+        title="mlstack predictor",
+        version=API_VERSION,
+        description=(
+            f"Serves `models:/{config.project.registered_model}@{config.project.champion_alias}`. "
+            "The request schema of POST /predict is derived from the served model's feature schema."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.api = state
+    app.include_router(router)
+    static_dir = resources.files("mlstack_api").joinpath("static")
+    app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
+    app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, current_version=state.model_version)
+    _install_openapi(app, state)
+    return app
+
+
+def _install_openapi(app: FastAPI, state: ApiState) -> None:
+    """Describe /predict with the served model's features; rebuilt when the served version changes."""
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        model = state.model
+        key = model.version if model else None
+        if cache.get("key") != key or "doc" not in cache:
+            doc = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            components = doc.setdefault("components", {}).setdefault("schemas", {})
+            components.update(openapi_components(model.schema if model else None, state.config.api.max_batch))
+            cache.update(key=key, doc=doc)
+        document: dict[str, Any] = cache["doc"]
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+app = create_app()

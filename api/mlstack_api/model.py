@@ -1,0 +1,183 @@
+"""Loading one registered model version with the fastest runtime it supports (ONNX Runtime or sklearn)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+
+from mlstack.schema import FeatureSchema
+
+log = logging.getLogger(__name__)
+
+Runtime = Literal["onnx", "sklearn"]
+ONNX_PARITY_TAG = "onnx_parity"
+ONNX_ARTIFACT_TAG = "onnx_artifact"
+ProbaFn = Callable[[np.ndarray], np.ndarray]
+
+
+class ModelLoadError(RuntimeError):
+    """A model version could not be loaded; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded model version: everything a request needs, immutable so it can be swapped whole."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    runtime: Runtime
+    schema: FeatureSchema
+    predict_proba: ProbaFn = field(repr=False)
+    loaded_at: float
+    load_seconds: float
+    class_labels: tuple[int, ...] = field(init=False)
+    class_names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "class_labels", tuple(c.label for c in self.schema.classes))
+        object.__setattr__(self, "class_names", tuple(c.name for c in self.schema.classes))
+
+    def info(self) -> dict[str, Any]:
+        """The `model` block of responses."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "runtime": self.runtime,
+        }
+
+
+def onnx_artifact_path(version: ModelVersion) -> str | None:
+    """The ONNX artifact to serve, or None when the version must be served with sklearn.
+
+    ONNX is used only when the training run proved parity with the sklearn model
+    (`onnx_parity=passed`) and says where the artifact is (`onnx_artifact`).
+    """
+    tags = version.tags or {}
+    if tags.get(ONNX_PARITY_TAG) != "passed":
+        return None
+    return tags.get(ONNX_ARTIFACT_TAG) or None
+
+
+def _onnx_predict_proba(model_path: str) -> ProbaFn:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # One request is one tiny matrix: threading only adds contention on a small box.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
+    model_input = session.get_inputs()[0]
+    input_name = model_input.name
+    dtype = np.float64 if model_input.type == "tensor(double)" else np.float32
+    outputs = session.get_outputs()
+    proba_names = [o.name for o in outputs if "prob" in o.name.lower()]
+    proba_name = proba_names[0] if proba_names else outputs[-1].name
+    run = session.run
+
+    def predict_proba(matrix: np.ndarray) -> np.ndarray:
+        (result,) = run([proba_name], {input_name: matrix.astype(dtype, copy=False)})
+        if isinstance(result, list):  # ZipMap output: one {label: probability} dict per row
+            return np.asarray([[row[k] for k in sorted(row)] for row in result], dtype=np.float64)
+        return np.asarray(result)
+
+    return predict_proba
+
+
+def _sklearn_predict_proba(model: Any, feature_names: list[str]) -> ProbaFn:
+    wants_frame = getattr(model, "feature_names_in_", None) is not None
+    proba = model.predict_proba
+
+    def predict_proba(matrix: np.ndarray) -> np.ndarray:
+        rows = matrix.astype(np.float64, copy=False)
+        if wants_frame:  # fitted on a DataFrame: pass names, or sklearn warns on every call
+            return np.asarray(proba(pd.DataFrame(rows, columns=feature_names)))
+        return np.asarray(proba(rows))
+
+    return predict_proba
+
+
+def load_version(
+    client: MlflowClient,
+    name: str,
+    version: ModelVersion,
+    alias: str,
+    prefer_onnx: bool = True,
+) -> ServedModel:
+    """Load `models:/<name>/<version>` with ONNX Runtime when allowed, else sklearn.
+
+    The version is loaded by number (already resolved from the alias) so the version we report
+    is the one we serve even if the alias moves while we load.
+
+    Raises:
+        ModelLoadError: no feature schema in the metadata, or neither runtime can load it.
+    """
+    started = time.perf_counter()
+    uri = f"models:/{name}/{version.version}"
+    try:
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+    except Exception as exc:
+        raise ModelLoadError(f"{uri}: cannot read model metadata: {exc}") from exc
+    if "feature_schema" not in metadata:
+        raise ModelLoadError(f"{uri}: model metadata has no 'feature_schema'; was it logged by mlstack?")
+    try:
+        schema = FeatureSchema.from_dict(metadata["feature_schema"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{uri}: invalid feature_schema in metadata: {exc}") from exc
+
+    runtime: Runtime = "sklearn"
+    predict_proba: ProbaFn | None = None
+    artifact = onnx_artifact_path(version) if prefer_onnx else None
+    if artifact and version.run_id:
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlstack-onnx-") as tmp:
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=artifact, dst_path=tmp
+                )
+                predict_proba = _onnx_predict_proba(path)
+            runtime = "onnx"
+        except Exception as exc:  # a broken ONNX artifact must not stop serving: fall back
+            log.warning("%s: ONNX artifact %r unusable (%s); serving with sklearn", uri, artifact, exc)
+    if predict_proba is None:
+        try:
+            model = mlflow.sklearn.load_model(uri)
+        except Exception as exc:
+            raise ModelLoadError(f"{uri}: cannot load the sklearn model: {exc}") from exc
+        predict_proba = _sklearn_predict_proba(model, schema.feature_names)
+
+    # Smoke-test with the typical row so a model that cannot predict never gets swapped in.
+    typical = np.asarray([[f.typical for f in schema.features]], dtype=np.float32)
+    try:
+        probabilities = predict_proba(typical)
+    except Exception as exc:
+        raise ModelLoadError(f"{uri}: test prediction with the {runtime} runtime failed: {exc}") from exc
+    if probabilities.shape != (1, len(schema.classes)):
+        raise ModelLoadError(
+            f"{uri}: {runtime} runtime returned probabilities of shape {probabilities.shape}, "
+            f"expected (1, {len(schema.classes)}) for classes {[c.name for c in schema.classes]}"
+        )
+    return ServedModel(
+        name=name,
+        version=str(version.version),
+        alias=alias,
+        run_id=version.run_id or "",
+        runtime=runtime,
+        schema=schema,
+        predict_proba=predict_proba,
+        loaded_at=time.time(),
+        load_seconds=time.perf_counter() - started,
+    )

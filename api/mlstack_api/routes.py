@@ -1,0 +1,273 @@
+"""HTTP routes: prediction, feedback, health, version, admin reload, metrics and the browser form."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from mlstack.store import PredictionRecord
+from mlstack_api.state import ADMIN_TOKEN_ENV, ApiState
+from mlstack_api.validation import RequestError, decode_json, parse_instances
+
+router = APIRouter()
+bearer = HTTPBearer(auto_error=False, description=f"the token in ${ADMIN_TOKEN_ENV}")
+FEEDBACK_FLUSH_TIMEOUT_S = 2.0
+JSON = "application/json"
+
+
+def _json(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type=JSON, headers=headers)
+
+
+def _error(
+    status: int, detail: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    return _json({"detail": detail, "field": field}, status, headers)
+
+
+def _state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    meaning = {
+        400: "body is not valid JSON",
+        401: "missing or wrong bearer token",
+        403: "admin endpoints disabled (no admin token configured)",
+        404: "unknown prediction id",
+        413: "body larger than api.max_body_bytes",
+        422: "body does not match the schema; `field` names the culprit",
+        503: "no model loaded yet, or a dependency is unavailable",
+    }
+    return {str(code): {"description": meaning[code], "content": _ref("Error")} for code in codes}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing more than `limit` bytes (413) before buffering it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise RequestError(400, "invalid Content-Length header", "Content-Length") from None
+        if size > limit:
+            raise RequestError(413, f"request body is {size} bytes; the limit is {limit}", "body")
+        body = await request.body()
+        if len(body) > limit:
+            raise RequestError(413, f"request body is larger than {limit} bytes", "body")
+        return body
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise RequestError(413, f"request body is larger than {limit} bytes", "body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/predict",
+    summary="Predict the class of one or more instances",
+    openapi_extra={
+        "requestBody": {"required": True, "content": _ref("PredictRequest")},
+        "responses": {
+            "200": {
+                "description": "one prediction per instance, in order",
+                "content": _ref("PredictResponse"),
+            },
+            **_errors(400, 413, 422, 503),
+        },
+    },
+)
+async def predict(request: Request) -> Response:
+    """Validate the instances against the served model's feature schema, predict, log each prediction."""
+    state = _state(request)
+    model = state.model  # this request uses this model to the end, whatever swaps meanwhile
+    if model is None:
+        return _error(503, state.not_ready_reason())
+    api = state.config.api
+    try:
+        payload = decode_json(await _read_body(request, api.max_body_bytes))
+        instances, matrix = parse_instances(payload, model.schema, api.max_batch)
+    except RequestError as exc:
+        return _json(exc.body(), exc.status)
+    probabilities = model.predict_proba(matrix)
+    winners = probabilities.argmax(axis=1).tolist()
+    rows = probabilities.tolist()
+    labels, names = model.class_labels, model.class_names
+    writer = state.writer
+    now = time.time()
+    predictions = []
+    for instance, winner, row in zip(instances, winners, rows, strict=True):
+        prediction_id = secrets.token_hex(16)
+        label = labels[winner]
+        predictions.append(
+            {
+                "id": prediction_id,
+                "label": label,
+                "class_name": names[winner],
+                "probabilities": dict(zip(names, row, strict=True)),
+            }
+        )
+        if writer is not None:
+            writer.submit(
+                PredictionRecord(prediction_id, now, model.name, model.version, instance, label, row)
+            )
+    request.state.model_version = model.version
+    state.metrics.observe_predictions(model.version, (p["class_name"] for p in predictions), len(rows))
+    return _json({"predictions": predictions, "model": model.info()})
+
+
+class FeedbackRequest(BaseModel):
+    """Ground truth for a served prediction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: str = Field(min_length=1, max_length=64, description="`id` from a /predict response")
+    true_label: int = Field(description="the true class label (an integer label of the model's classes)")
+
+
+@router.post(
+    "/feedback",
+    summary="Record the true label of a served prediction",
+    responses={200: {"description": "feedback stored"}, **_errors(404, 503)},  # type: ignore[dict-item]
+)
+def feedback(body: FeedbackRequest, request: Request) -> Response:
+    state = _state(request)
+    model = state.model
+    if model is None or state.store is None:
+        return _error(503, state.not_ready_reason())
+    if body.true_label not in model.class_labels:
+        known = ", ".join(f"{c.label} ({c.name})" for c in model.schema.classes)
+        return _error(
+            422, f"true_label {body.true_label} is not a class label; expected one of {known}", "true_label"
+        )
+    try:
+        found = state.store.add_feedback(body.prediction_id, body.true_label, time.time())
+        if not found and state.writer is not None and state.writer.pending:
+            # The prediction may still be in the log buffer: flush it, then look again.
+            state.writer.flush(FEEDBACK_FLUSH_TIMEOUT_S)
+            found = state.store.add_feedback(body.prediction_id, body.true_label, time.time())
+    except Exception as exc:  # the store is down: the client may retry
+        return _error(503, f"prediction store unavailable: {type(exc).__name__}")
+    if not found:
+        state.metrics.feedback.labels("unknown_prediction").inc()
+        return _error(404, f"unknown prediction_id {body.prediction_id!r}", "prediction_id")
+    state.metrics.feedback.labels("accepted").inc()
+    return _json({"prediction_id": body.prediction_id, "true_label": body.true_label, "status": "accepted"})
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> Response:
+    return _json({"status": "ok"})
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: a model is loaded",
+    responses={200: {"description": "serving"}, **_errors(503)},  # type: ignore[dict-item]
+)
+async def readyz(request: Request) -> Response:
+    state = _state(request)
+    model = state.model
+    if model is None:
+        return _error(503, state.not_ready_reason())
+    return _json({"status": "ready", "model_version": model.version, "runtime": model.runtime})
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+@router.get(
+    "/version",
+    summary="The served model and when it was loaded",
+    responses=_errors(503),  # type: ignore[arg-type]
+)
+async def version(request: Request) -> Response:
+    state = _state(request)
+    model = state.model
+    if model is None:
+        return _error(503, state.not_ready_reason())
+    return _json(
+        {
+            "model": model.info(),
+            "loaded_at": _iso(model.loaded_at),
+            "loaded_at_unix": model.loaded_at,
+            "load_seconds": round(model.load_seconds, 3),
+            "watching": f"models:/{model.name}@{model.alias}",
+            "last_reload_error": state.watcher.last_error if state.watcher else None,
+        }
+    )
+
+
+@router.get(
+    "/schema",
+    summary="The served model's feature schema (the browser form is built from it)",
+    responses=_errors(503),  # type: ignore[arg-type]
+)
+async def feature_schema(request: Request) -> Response:
+    state = _state(request)
+    model = state.model
+    if model is None:
+        return _error(503, state.not_ready_reason())
+    return _json({**model.schema.to_dict(), "max_batch": state.config.api.max_batch, "model": model.info()})
+
+
+@router.post(
+    "/admin/reload",
+    summary="Poll the alias now and load the version behind it (bearer token)",
+    responses={200: {"description": "poll result"}, **_errors(401, 403, 503)},  # type: ignore[dict-item]
+)
+async def admin_reload(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Response:
+    state = _state(request)
+    if state.admin_token is None:
+        return _error(403, f"admin endpoints are disabled: set {ADMIN_TOKEN_ENV} to enable them")
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), state.admin_token.encode()):
+        reason = "missing bearer token" if credentials is None else "wrong bearer token"
+        return _error(401, reason, "Authorization", {"WWW-Authenticate": "Bearer"})
+    if state.watcher is None:
+        return _error(503, "this instance serves a fixed model; there is nothing to reload")
+    result = await run_in_threadpool(state.watcher.poll_once, True)
+    model = state.model
+    body = {"result": result, "model": model.info() if model else None, "error": state.watcher.last_error}
+    return _json(body, 200 if result != "failure" else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+_FORM = resources.files("mlstack_api").joinpath("static/index.html")
+
+
+@router.get("/", summary="Browser prediction form", response_class=HTMLResponse)
+async def form() -> HTMLResponse:
+    return HTMLResponse(_FORM.read_text(encoding="utf-8"))

@@ -1,0 +1,101 @@
+"""The predictor's process state: config, served model, prediction log and metrics, with start/stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+from mlflow import MlflowClient
+
+from mlstack.config import Config
+from mlstack.prediction_log import PredictionLogWriter
+from mlstack.store import PredictionStore
+from mlstack_api.metrics import NO_MODEL, ApiMetrics
+from mlstack_api.model import ServedModel
+from mlstack_api.watcher import ModelWatcher, configure_mlflow_client
+
+log = logging.getLogger(__name__)
+
+ADMIN_TOKEN_ENV = "MLSTACK_ADMIN_TOKEN"  # noqa: S105 - the variable name, not a secret
+SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
+
+
+def admin_token_from_env() -> str | None:
+    """The admin bearer token, or None (admin endpoints disabled) when unset or blank."""
+    token = os.environ.get(ADMIN_TOKEN_ENV, "").strip()
+    return token or None
+
+
+@dataclass
+class ApiState:
+    """Everything the routes share. `model` is set only when a fixed model is injected (tests)."""
+
+    config: Config
+    admin_token: str | None
+    fixed_model: ServedModel | None = None
+    metrics: ApiMetrics = field(init=False)
+    watcher: ModelWatcher | None = None
+    store: PredictionStore | None = None
+    writer: PredictionLogWriter | None = None
+
+    def __post_init__(self) -> None:
+        self.metrics = ApiMetrics(lambda: self.writer)
+        if self.fixed_model is not None:
+            self.metrics.model_loaded(self.fixed_model)
+
+    @property
+    def model(self) -> ServedModel | None:
+        """The model to serve this request with: read once per request, never re-read mid-request."""
+        if self.fixed_model is not None:
+            return self.fixed_model
+        watcher = self.watcher
+        return watcher.current if watcher is not None else None
+
+    def model_version(self) -> str:
+        model = self.model
+        return model.version if model is not None else NO_MODEL
+
+    def not_ready_reason(self) -> str:
+        if self.watcher is not None and self.watcher.last_error:
+            return f"no model loaded yet: {self.watcher.last_error}"
+        project = self.config.project
+        return f"no model loaded yet: waiting for models:/{project.registered_model}@{project.champion_alias}"
+
+    def start(self) -> None:
+        """Open the prediction store, start the log writer and (unless a model is injected) the watcher."""
+        settings = self.config.prediction_store
+        self.store = PredictionStore(self.config.prediction_store_url)
+        self.writer = PredictionLogWriter(
+            self.store, settings.queue_size, settings.batch_size, settings.flush_interval_s
+        )
+        self.writer.start()
+        if self.fixed_model is None:
+            configure_mlflow_client(self.config.mlflow.tracking_uri)
+            project = self.config.project
+            self.watcher = ModelWatcher(
+                MlflowClient(tracking_uri=self.config.mlflow.tracking_uri),
+                project.registered_model,
+                project.champion_alias,
+                self.config.api.reload_interval_s,
+                on_result=lambda result: self.metrics.reloads.labels(result).inc(),
+                on_loaded=self.metrics.model_loaded,
+            )
+            self.watcher.start()
+
+    def stop(self) -> None:
+        """Stop polling, then drain the prediction log (graceful shutdown)."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.writer is not None:
+            self.writer.close(SHUTDOWN_FLUSH_TIMEOUT_S)
+            stats = self.writer.stats()
+            log.info(
+                "prediction log closed: %d written, %d dropped, %d write errors, %d left",
+                stats.written,
+                stats.dropped,
+                stats.write_errors,
+                stats.depth,
+            )
+        if self.store is not None:
+            self.store.dispose()

@@ -1,0 +1,160 @@
+// The prediction form: fields come from GET /schema (the served model's feature schema).
+"use strict";
+
+const state = { schema: null };
+const $ = (id) => document.getElementById(id);
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = false;
+}
+
+function clearError() {
+  $("error").hidden = true;
+  document.querySelectorAll(".field input.bad").forEach((el) => el.classList.remove("bad"));
+}
+
+function describeModel(model) {
+  return `${model.name} version ${model.version} (@${model.alias}, ${model.runtime} runtime)`;
+}
+
+async function readJson(response) {
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch {
+    return { detail: text || response.statusText };
+  }
+}
+
+function buildFields(schema) {
+  const container = $("fields");
+  container.replaceChildren();
+  schema.features.forEach((feature, index) => {
+    const id = `feature-${index}`;
+    const wrap = document.createElement("div");
+    wrap.className = "field";
+    const label = document.createElement("label");
+    label.htmlFor = id;
+    label.textContent = feature.name;
+    const input = document.createElement("input");
+    Object.assign(input, { id, name: feature.name, type: "number", step: "any", required: true });
+    input.min = String(feature.minimum);
+    input.max = String(feature.maximum);
+    input.value = String(feature.typical);
+    input.dataset.feature = feature.name;
+    input.addEventListener("input", () => {
+      const value = Number(input.value);
+      const outside = input.value !== "" && (value < feature.minimum || value > feature.maximum);
+      input.classList.toggle("out-of-range", outside);
+    });
+    const hint = document.createElement("small");
+    hint.textContent = `training range ${feature.minimum} – ${feature.maximum}`;
+    wrap.append(label, input, hint);
+    container.append(wrap);
+  });
+}
+
+function resetFields() {
+  document.querySelectorAll(".field input").forEach((input, index) => {
+    input.value = String(state.schema.features[index].typical);
+    input.classList.remove("out-of-range", "bad");
+  });
+}
+
+async function loadSchema() {
+  try {
+    const response = await fetch("/schema");
+    const body = await readJson(response);
+    if (!response.ok) {
+      $("model-line").textContent = `Not ready: ${body.detail}. Retrying…`;
+      setTimeout(loadSchema, 2000);
+      return;
+    }
+    state.schema = body;
+    $("model-line").textContent = `Serving ${describeModel(body.model)}`;
+    buildFields(body);
+    $("predict-button").disabled = false;
+    $("reset-button").disabled = false;
+  } catch (err) {
+    $("model-line").textContent = `Cannot reach the predictor (${err}). Retrying…`;
+    setTimeout(loadSchema, 2000);
+  }
+}
+
+function collectInstance() {
+  const instance = {};
+  for (const input of document.querySelectorAll(".field input")) {
+    const raw = input.value.trim();
+    if (raw === "" || !Number.isFinite(Number(raw))) {
+      input.classList.add("bad");
+      input.focus();
+      throw new Error(`${input.dataset.feature}: enter a number`);
+    }
+    instance[input.dataset.feature] = Number(raw);
+  }
+  return instance;
+}
+
+function showResult(body) {
+  const prediction = body.predictions[0];
+  $("result-class").textContent = prediction.class_name;
+  $("result-label").textContent = `(label ${prediction.label})`;
+  $("result-model").textContent = describeModel(body.model);
+  $("result-id").textContent = prediction.id;
+  const rows = Object.entries(prediction.probabilities).map(([name, p]) => {
+    const tr = document.createElement("tr");
+    if (name === prediction.class_name) tr.className = "winner";
+    const nameCell = document.createElement("td");
+    nameCell.textContent = name;
+    const valueCell = document.createElement("td");
+    valueCell.textContent = `${(p * 100).toFixed(1)} %`;
+    const barCell = document.createElement("td");
+    barCell.className = "bar";
+    const bar = document.createElement("span");
+    bar.style.width = `${Math.max(0, Math.min(100, p * 100))}%`;
+    barCell.append(bar);
+    tr.append(nameCell, valueCell, barCell);
+    return tr;
+  });
+  $("result-probabilities").querySelector("tbody").replaceChildren(...rows);
+  $("result").hidden = false;
+}
+
+async function onSubmit(event) {
+  event.preventDefault();
+  clearError();
+  let instance;
+  try {
+    instance = collectInstance();
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  const button = $("predict-button");
+  button.disabled = true;
+  try {
+    const response = await fetch("/predict", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ instances: [instance] }),
+    });
+    const body = await readJson(response);
+    if (!response.ok) {
+      showError(`The predictor refused the request (HTTP ${response.status}): ${body.detail}`);
+      return;
+    }
+    showResult(body);
+  } catch (err) {
+    showError(`Cannot reach the predictor: ${err}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("predict-form").addEventListener("submit", onSubmit);
+  $("reset-button").addEventListener("click", resetFields);
+  loadSchema();
+});
