@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
+from prometheus_client.parser import text_string_to_metric_families
 
+from mlstack.store import PredictionRecord, PredictionStore
 from mlstack.train import REFERENCE_ARTIFACT
 from tests.support.net import free_port
 from tests.support.prom import ServiceProcess, _run
@@ -83,3 +86,46 @@ def log_pipeline_run(
     )
     client.set_terminated(run.info.run_id)
     return str(run.info.run_id)
+
+
+def write_predictions(
+    store: PredictionStore,
+    features: pd.DataFrame,
+    version: str,
+    model_name: str = "wine-classifier",
+    predictions: list[int] | None = None,
+    start_ts: float | None = None,
+) -> list[str]:
+    """Log one prediction per row straight into the store (as the predictor's log writer would)."""
+    start = time.time() if start_ts is None else start_ts
+    labels = predictions if predictions is not None else [0] * len(features)
+    records = [
+        PredictionRecord(
+            id=uuid.uuid4().hex,
+            ts=start + i * 1e-3,
+            model_name=model_name,
+            model_version=version,
+            features={k: float(v) for k, v in row.items()},
+            prediction=int(labels[i]),
+            probabilities=[1.0],
+        )
+        for i, row in enumerate(features.to_dict(orient="records"))
+    ]
+    store.insert_predictions(records)
+    return [r.id for r in records]
+
+
+def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Parse a /metrics body into {(sample name, labels): value}."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample_value(
+    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float | None:
+    """One sample's value, or None when the series is absent."""
+    return samples.get((name, frozenset(labels.items())))
