@@ -72,7 +72,8 @@ def onnx_artifact_path(version: ModelVersion) -> str | None:
     return tags.get(ONNX_ARTIFACT_TAG) or None
 
 
-def _onnx_predict_proba(model_path: str) -> ProbaFn:
+def onnx_predict_proba(model_path: str) -> ProbaFn:
+    """Probabilities from an ONNX Runtime session (single-threaded: requests are tiny)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -98,7 +99,8 @@ def _onnx_predict_proba(model_path: str) -> ProbaFn:
     return predict_proba
 
 
-def _sklearn_predict_proba(model: Any, feature_names: list[str]) -> ProbaFn:
+def sklearn_predict_proba(model: Any, feature_names: list[str]) -> ProbaFn:
+    """Probabilities from a fitted sklearn classifier or pipeline."""
     wants_frame = getattr(model, "feature_names_in_", None) is not None
     proba = model.predict_proba
 
@@ -148,7 +150,7 @@ def load_version(
                 path = mlflow.artifacts.download_artifacts(
                     run_id=version.run_id, artifact_path=artifact, dst_path=tmp
                 )
-                predict_proba = _onnx_predict_proba(path)
+                predict_proba = onnx_predict_proba(path)
             runtime = "onnx"
         except Exception as exc:  # a broken ONNX artifact must not stop serving: fall back
             log.warning("%s: ONNX artifact %r unusable (%s); serving with sklearn", uri, artifact, exc)
@@ -157,7 +159,7 @@ def load_version(
             model = mlflow.sklearn.load_model(uri)
         except Exception as exc:
             raise ModelLoadError(f"{uri}: cannot load the sklearn model: {exc}") from exc
-        predict_proba = _sklearn_predict_proba(model, schema.feature_names)
+        predict_proba = sklearn_predict_proba(model, schema.feature_names)
 
     # Smoke-test with the typical row so a model that cannot predict never gets swapped in.
     typical = np.asarray([[f.typical for f in schema.features]], dtype=np.float32)

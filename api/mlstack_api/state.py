@@ -66,6 +66,10 @@ class ApiState:
         """Open the prediction store, start the log writer and (unless a model is injected) the watcher."""
         settings = self.config.prediction_store
         self.store = PredictionStore(self.config.prediction_store_url)
+        try:
+            self.store.create_schema()
+        except Exception as exc:  # the store may come up later: the writer retries
+            log.warning("prediction store not available yet (%s); predictions stay buffered", exc)
         self.writer = PredictionLogWriter(
             self.store, settings.queue_size, settings.batch_size, settings.flush_interval_s
         )

@@ -99,7 +99,8 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
     matrix = np.array(rows, dtype=np.float64)
     if not np.isfinite(matrix).all():
         return schema.to_matrix(instances)  # NaN/infinity: let the schema name the feature
-    return matrix.astype(np.float32)
+    with np.errstate(over="ignore"):  # float32 overflow becomes inf, reported by the caller
+        return matrix.astype(np.float32)
 
 
 def _overflowing_field(instances: list[Any]) -> str:
