@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,10 +33,21 @@ class ServiceProcess:
 
 
 @contextmanager
-def _run(name: str, argv: list[str], url: str, ready_path: str, log: Path) -> Iterator[ServiceProcess]:
+def run_service(
+    name: str,
+    argv: list[str],
+    url: str,
+    ready_path: str,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> Iterator[ServiceProcess]:
+    """Start `argv`, wait until GET `url + ready_path` answers 200; on exit SIGTERM, then SIGKILL."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
-        process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, env=dict(env) if env is not None else None
+        )
     service = ServiceProcess(name, url, process, log)
     try:
 
@@ -47,7 +57,7 @@ def _run(name: str, argv: list[str], url: str, ready_path: str, log: Path) -> It
             return requests.get(url + ready_path, timeout=2).status_code == 200
 
         try:
-            wait_until(ready, timeout=60, what=f"{name} at {url}{ready_path}")
+            wait_until(ready, timeout=timeout, what=f"{name} at {url}{ready_path}")
         except (TimeoutError, RuntimeError) as exc:
             raise RuntimeError(f"{exc}\n--- {name} log ---\n{service.log_tail()}") from exc
         yield service
@@ -59,6 +69,9 @@ def _run(name: str, argv: list[str], url: str, ready_path: str, log: Path) -> It
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+_run = run_service  # the original private name, used by tests/support/exporter.py
 
 
 @contextmanager
@@ -73,7 +86,9 @@ def run_prometheus(config_file: Path, data_dir: Path, port: int | None = None) -
         f"--web.listen-address=127.0.0.1:{port}",
         "--storage.tsdb.retention.time=1h",
     ]
-    with _run("prometheus", argv, f"http://127.0.0.1:{port}", "/-/ready", data_dir / "prometheus.log") as svc:
+    with run_service(
+        "prometheus", argv, f"http://127.0.0.1:{port}", "/-/ready", data_dir / "prometheus.log"
+    ) as svc:
         yield svc
 
 
@@ -89,7 +104,7 @@ def run_alertmanager(config_file: Path, data_dir: Path, port: int | None = None)
         f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",
     ]
-    with _run(
+    with run_service(
         "alertmanager", argv, f"http://127.0.0.1:{port}", "/-/ready", data_dir / "alertmanager.log"
     ) as svc:
         yield svc
@@ -232,11 +247,6 @@ def webhook_sink() -> Iterator[WebhookSink]:
 
     with _serve(Handler) as url:
         yield WebhookSink(url, deliveries)
-
-
-def wait_seconds(seconds: float) -> None:
-    """Sleep, bounded: for letting a scrape or evaluation interval pass."""
-    time.sleep(min(seconds, 30))
 
 
 # --------------------------------------------------------------------------- Grafana dashboards

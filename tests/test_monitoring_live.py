@@ -1,0 +1,250 @@
+"""Every Grafana panel query and recording rule returns data from Prometheus scraping the real stack."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from mlstack.config import Config
+from mlstack.data import load_base_dataset
+from mlstack.monitoring import CLIENT_ERROR_RATIO, render_monitoring
+from mlstack.pipeline import Options, Pipeline
+from tests.support.net import free_port, wait_until
+from tests.support.pipeline import NoServicesRuntime, isolated_config, run_training
+from tests.support.prom import (
+    PanelQuery,
+    PrometheusAPI,
+    ServiceProcess,
+    annotation_queries,
+    load_dashboards,
+    panel_queries,
+    run_prometheus,
+    run_service,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+# Short intervals so the whole chain (scrape, rules, exporter refreshes) turns over in seconds.
+SERVICE_OVERRIDES = {
+    "MLSTACK__API__RELOAD_INTERVAL_S": "1",
+    "MLSTACK__EXPORTER__REFRESH_INTERVAL_S": "1",
+    "MLSTACK__EXPORTER__DRIFT_INTERVAL_S": "2",
+    "MLSTACK__EXPORTER__DRIFT_MIN_ROWS": "30",
+}
+BATCH_SIZES = (1, 3, 10, 25)
+FEEDBACK_COUNT = 40
+
+
+def _service_env(config: Config, tracking_uri: str) -> dict[str, str]:
+    """The parent's environment without a developer's MLSTACK settings, plus this stack's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSTACK")}
+    env.update(SERVICE_OVERRIDES)
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": tracking_uri,
+            "MLSTACK__PREDICTION_STORE__URL": config.prediction_store_url,
+            "MLSTACK__SERVICES__STATE_DIR": str(config.state_dir),
+            "MLSTACK__MLFLOW__TRACKING_URI": tracking_uri,
+        }
+    )
+    return env
+
+
+def _start_stack(stack: ExitStack, tmp: Path) -> tuple[Config, dict[str, ServiceProcess]]:
+    """MLflow (with /metrics), a trained champion, a pipeline record, the predictor and the exporter."""
+    ports = {name: free_port() for name in ("mlflow", "api", "exporter")}
+    mlflow_url = f"http://127.0.0.1:{ports['mlflow']}"
+    services: dict[str, ServiceProcess] = {}
+    services["mlflow"] = stack.enter_context(
+        run_service(
+            "mlflow",
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["mlflow"]),
+                "--backend-store-uri",
+                f"sqlite:///{tmp / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(tmp / "artifacts"),
+                "--serve-artifacts",
+                "--workers",
+                "1",
+                "--expose-prometheus",
+                str(tmp / "mlflow-metrics"),
+            ],
+            mlflow_url,
+            "/health",
+            tmp / "mlflow.log",
+            timeout=180,
+        )
+    )
+    config = isolated_config(
+        mlflow_url, tmp / "state", **{"prediction_store.url": f"sqlite:///{tmp / 'pred.db'}"}
+    )
+    state = run_training(config)
+    assert state.promoted, state.results
+    # The real pipeline's record of a run, so the exporter has a "last pipeline run" to show.
+    Pipeline(config, Options(), NoServicesRuntime()).record_pipeline_run("success")
+
+    env = _service_env(config, mlflow_url)
+    services["api"] = stack.enter_context(
+        run_service(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "mlstack_api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["api"]),
+                "--no-access-log",
+            ],
+            f"http://127.0.0.1:{ports['api']}",
+            "/readyz",
+            tmp / "api.log",
+            env=env,
+            timeout=180,
+        )
+    )
+    services["exporter"] = stack.enter_context(
+        run_service(
+            "exporter",
+            [
+                sys.executable,
+                "-m",
+                "mlstack_exporter",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["exporter"]),
+            ],
+            f"http://127.0.0.1:{ports['exporter']}",
+            "/healthz",
+            tmp / "exporter.log",
+            env=env,
+            timeout=180,
+        )
+    )
+    return config, services
+
+
+def _send_traffic(config: Config, api_url: str) -> int:
+    """Predictions in several batch sizes, one rejected request, and feedback; returns instances sent."""
+    dataset = load_base_dataset(config.data)
+    rows = dataset.features.to_dict(orient="records")
+    labels = dataset.target.astype(int).tolist()
+    sent, ids = 0, []
+    session = requests.Session()
+    for size in BATCH_SIZES * 3:  # bounded: 117 instances in 12 requests
+        start = sent % len(rows)
+        batch = rows[start : start + size]
+        response = session.post(f"{api_url}/predict", json={"instances": batch}, timeout=30)
+        assert response.status_code == 200, response.text
+        ids += [(p["id"], labels[start + i]) for i, p in enumerate(response.json()["predictions"])]
+        sent += len(batch)
+    # Two rejected requests a few scrapes apart: rate() ignores a series' first sample, so a single
+    # 4xx would create the series at 1 and never show as an increase.
+    for pause in (2.5, 0):
+        bad = session.post(f"{api_url}/predict", json={"instances": [{"nope": 1}]}, timeout=30)
+        assert bad.status_code == 422
+        time.sleep(pause)
+    for prediction_id, label in ids[:FEEDBACK_COUNT]:
+        response = session.post(
+            f"{api_url}/feedback", json={"prediction_id": prediction_id, "true_label": label}, timeout=30
+        )
+        assert response.status_code == 200, response.text
+    return sent
+
+
+def _empty(api: PrometheusAPI, queries: list[PanelQuery]) -> list[str]:
+    """The queries (by panel) that return no series right now."""
+    return [q.where for q in queries if not api.query(q.resolved())]
+
+
+@pytest.fixture
+def live_stack(tmp_path: Path) -> Iterator[tuple[PrometheusAPI, dict[str, ServiceProcess], Path]]:
+    with ExitStack() as stack:
+        config, services = _start_stack(stack, tmp_path)
+        prom_port = free_port()
+        rendered = render_monitoring(
+            config.model_copy(
+                update={"monitoring": config.monitoring.model_copy(update={"scrape_interval_s": 1})}
+            ),
+            "local",
+            tmp_path / "monitoring",
+            targets={
+                **{name: svc.url.removeprefix("http://") for name, svc in services.items()},
+                "prometheus": f"127.0.0.1:{prom_port}",
+                "alertmanager": f"127.0.0.1:{free_port()}",  # not started: TargetDown gives ALERTS content
+            },
+            webhook_token="",
+        )
+        prom = stack.enter_context(run_prometheus(rendered.prometheus_config, tmp_path / "prom", prom_port))
+        _send_traffic(config, services["api"].url)
+        yield PrometheusAPI(prom.url), services, rendered.recording_rules
+
+
+def test_every_panel_query_and_recording_rule_returns_series(
+    live_stack: tuple[PrometheusAPI, dict[str, ServiceProcess], Path],
+) -> None:
+    api, services, recording_file = live_stack
+    dashboards = load_dashboards()
+    queries = panel_queries(dashboards)
+    recorded = [
+        PanelQuery("recording rules", rule["record"], "record", rule["record"])
+        for group in yaml.safe_load(recording_file.read_text())["groups"]
+        for rule in group["rules"]
+    ]
+    assert len(queries) >= 30 and len(recorded) >= 10
+
+    empty: list[str] = []
+
+    def all_have_series() -> bool:
+        empty[:] = _empty(api, queries + recorded)
+        return not empty
+
+    try:
+        wait_until(all_have_series, timeout=120, interval=2, what="every panel query to return data")
+    except TimeoutError:
+        logs = {name: svc.log_tail(1500) for name, svc in services.items()}
+        pytest.fail(f"queries with no series after 120 s: {empty}\nservice logs: {logs}")
+
+    # Annotation queries only return data around a promotion; they must still be valid PromQL.
+    for annotation in annotation_queries(dashboards):
+        api.query(annotation.resolved())
+
+    health = api.targets_up()
+    assert {k: health[k] for k in ("api", "exporter", "mlflow", "prometheus")} == dict.fromkeys(
+        ("api", "exporter", "mlflow", "prometheus"), "up"
+    ), health
+    assert health["alertmanager"] == "down"
+    bad_rules = [
+        (rule["name"], rule.get("lastError"))
+        for group in api.rule_groups()
+        for rule in group["rules"]
+        if rule["health"] == "err"
+    ]
+    assert not bad_rules
+
+    # Values, not just presence: what the traffic and feedback must have produced.
+    champion = api.query("max(mlops_champion_version)")
+    served = api.query("mlops_model_info")
+    assert served[0]["metric"]["version"] == champion[0]["value"][1]
+    api.wait_for_series(f"max(mlops_live_labelled_count) == {FEEDBACK_COUNT}", timeout=30)
+    assert api.query(f"max_over_time({CLIENT_ERROR_RATIO}[5m]) > 0"), "the rejected request is a 4xx"
+    assert api.query('ALERTS{alertname="TargetDown", service="alertmanager"}')
