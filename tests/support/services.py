@@ -34,7 +34,10 @@ class ApiProcess:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
     def stop(self, timeout: float = 30.0) -> int:
-        """Graceful stop (SIGTERM, as a service manager does); returns the exit code."""
+        """Graceful stop (SIGTERM, as a service manager does); returns the exit code.
+
+        uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean stop.
+        """
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:

@@ -1,0 +1,282 @@
+"""The predictor as a real uvicorn process against a real MLflow server with really trained versions.
+
+Covers: serving the champion with the runtime its tags allow, hot swap on an alias move under
+load with zero failed requests, serving through an MLflow outage, admin reload auth, ONNX/sklearn
+parity and fallback, and a complete prediction log after a graceful stop. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import requests
+from mlflow import MlflowClient
+from mlstack_api.model import load_version
+from mlstack_api.watcher import configure_mlflow_client
+
+from mlstack.data import load_base_dataset, split
+from mlstack.registry import move_alias
+from mlstack.store import PredictionStore
+from tests.support.mlflow_server import MlflowServer
+from tests.support.net import wait_until
+from tests.support.pipeline import TrainedRegistry, isolated_config, run_training
+from tests.support.services import ApiProcess, run_api, served_version
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "integration-admin-token"
+FAST = {"api.reload_interval_s": 0.3, "prediction_store.flush_interval_s": 0.05}
+
+
+def typical_instance(api_url: str) -> dict[str, float]:
+    schema = requests.get(f"{api_url}/schema", timeout=5).json()
+    return {f["name"]: f["typical"] for f in schema["features"]}
+
+
+def metric(api_url: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(f"{api_url}/metrics", timeout=5).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def champion(registry: TrainedRegistry) -> str:
+    client = MlflowClient(tracking_uri=registry.tracking_uri)
+    return str(client.get_model_version_by_alias(registry.model_name, "champion").version)
+
+
+@pytest.fixture(scope="module")
+def champion_api(
+    trained_registry: TrainedRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProcess]:
+    config = trained_registry.config(**FAST)
+    with run_api(config, tmp_path_factory.mktemp("champion-api"), admin_token=TOKEN) as api:
+        yield api
+
+
+def test_serves_the_champion_with_the_runtime_its_tags_allow(
+    champion_api: ApiProcess, trained_registry: TrainedRegistry
+) -> None:
+    client = MlflowClient(tracking_uri=trained_registry.tracking_uri)
+    version = client.get_model_version_by_alias(trained_registry.model_name, "champion")
+    expected_runtime = "onnx" if version.tags.get("onnx_parity") == "passed" else "sklearn"
+    info = requests.get(f"{champion_api.url}/version", timeout=5).json()
+    assert info["model"] == {
+        "name": trained_registry.model_name,
+        "version": str(version.version),
+        "alias": "champion",
+        "run_id": version.run_id,
+        "runtime": expected_runtime,
+    }
+    response = requests.post(
+        f"{champion_api.url}/predict", json={"instances": [typical_instance(champion_api.url)]}, timeout=5
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["model"]["runtime"] == expected_runtime
+    assert (
+        metric(champion_api.url, "mlops_model_info", version=str(version.version), runtime=expected_runtime)
+        == 1
+    )
+
+
+def test_admin_reload_needs_the_right_token(champion_api: ApiProcess) -> None:
+    url = f"{champion_api.url}/admin/reload"
+    assert requests.post(url, timeout=10).status_code == 401
+    assert requests.post(url, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+    response = requests.post(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"] == "unchanged"
+
+
+def test_onnx_and_sklearn_agree_and_sklearn_is_the_fallback(
+    trained_registry: TrainedRegistry, tmp_path: Path
+) -> None:
+    config = trained_registry.config()
+    configure_mlflow_client(trained_registry.tracking_uri)
+    client = MlflowClient(tracking_uri=trained_registry.tracking_uri)
+    name = trained_registry.model_name
+    version = client.get_model_version_by_alias(name, "champion")
+    if version.tags.get("onnx_parity") != "passed":
+        pytest.fail(
+            f"the champion's ONNX parity is {version.tags.get('onnx_parity')!r}; training should pass it"
+        )
+
+    onnx_model = load_version(client, name, version, "champion")
+    sklearn_model = load_version(client, name, version, "champion", prefer_onnx=False)
+    assert (onnx_model.runtime, sklearn_model.runtime) == ("onnx", "sklearn")
+    x_test = split(load_base_dataset(config.data), config).x_test[onnx_model.schema.feature_names]
+    matrix = x_test.to_numpy(dtype=np.float32)
+    onnx_p, sklearn_p = onnx_model.predict_proba(matrix), sklearn_model.predict_proba(matrix)
+    assert np.abs(onnx_p - sklearn_p).max() <= config.training.onnx.probability_tolerance
+    assert (onnx_p.argmax(axis=1) == sklearn_p.argmax(axis=1)).all()
+
+    # The same logged model under another name, with tags that must each lead to sklearn.
+    fallback = f"{name}-runtime-fallback"
+    cases = {
+        "no tags": {},
+        "parity failed": {"onnx_parity": "failed", "onnx_artifact": "onnx/model.onnx"},
+        "artifact missing": {"onnx_parity": "passed", "onnx_artifact": "onnx/not-there.onnx"},
+    }
+    for case, tags in cases.items():
+        registered = mlflow.register_model(version.source, fallback, tags=tags)
+        loaded = load_version(
+            client, fallback, client.get_model_version(fallback, registered.version), "champion"
+        )
+        assert loaded.runtime == "sklearn", case
+        assert np.abs(loaded.predict_proba(matrix) - sklearn_p).max() == 0, case
+
+    # End to end: a service following that name reports the sklearn runtime everywhere.
+    client.set_registered_model_alias(fallback, "champion", registered.version)
+    fallback_config = trained_registry.config(**FAST, **{"project.registered_model": fallback})
+    with run_api(fallback_config, tmp_path / "fallback-api") as api:
+        assert requests.get(f"{api.url}/version", timeout=5).json()["model"]["runtime"] == "sklearn"
+        assert metric(api.url, "mlops_model_info", version=str(registered.version), runtime="sklearn") == 1
+
+
+@dataclass
+class Hammer:
+    """A client posting /predict in a loop until stopped (bounded in time and count)."""
+
+    url: str
+    instance: dict[str, float]
+    max_seconds: float = 60.0
+    max_requests: int = 100_000
+    versions: Counter[str] = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        with requests.Session() as session:
+            for _ in range(self.max_requests):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    return
+                try:
+                    response = session.post(
+                        f"{self.url}/predict", json={"instances": [self.instance]}, timeout=10
+                    )
+                    if response.status_code != 200:
+                        self.errors.append(f"{response.status_code}: {response.text[:200]}")
+                    else:
+                        self.versions[response.json()["model"]["version"]] += 1
+                except requests.RequestException as exc:
+                    self.errors.append(repr(exc))
+
+    def __enter__(self) -> Hammer:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def test_alias_move_swaps_the_model_without_a_failed_request(
+    trained_registry: TrainedRegistry, tmp_path: Path
+) -> None:
+    original = champion(trained_registry)
+    config = trained_registry.config(**FAST)
+    with run_api(config, tmp_path / "api", admin_token=TOKEN) as api:
+        assert served_version(api.url) == original
+        instance = typical_instance(api.url)
+        # A new version trained by the real pipeline and promoted: picked up without a restart.
+        new = trained_registry.train_and_promote(models=["logistic_regression"])
+        assert new != original
+        wait_until(lambda: served_version(api.url) == new, timeout=30, what=f"api serving version {new}")
+
+        # Then roll the alias back while a client hammers /predict: every request must succeed.
+        client = MlflowClient(tracking_uri=trained_registry.tracking_uri)
+        with Hammer(api.url, instance, max_seconds=20) as hammer:
+            time.sleep(1.0)
+            move_alias(
+                client, trained_registry.model_name, "champion", original, reason="test: swap under load"
+            )
+            wait_until(lambda: served_version(api.url) == original, timeout=15, what=f"back on {original}")
+            time.sleep(1.0)
+        assert not hammer.errors, hammer.errors[:5]
+        assert hammer.versions[new] > 0 and hammer.versions[original] > 0, hammer.versions
+        assert metric(api.url, "mlops_model_reload_total", result="success") >= 3  # initial + two swaps
+        assert metric(api.url, "mlops_model_reload_total", result="failure") == 0
+    assert champion(trained_registry) == original
+
+
+def test_keeps_serving_while_mlflow_is_down(mlflow_server: MlflowServer, tmp_path: Path) -> None:
+    config = isolated_config(mlflow_server.url, tmp_path / "state", models=["logistic_regression"], **FAST)
+    state = run_training(config)
+    assert state.promoted, state.results
+    with run_api(config, tmp_path / "api") as api:
+        version = served_version(api.url)
+        instance = typical_instance(api.url)
+        failures_before = metric(api.url, "mlops_model_reload_total", result="failure")
+        mlflow_server.stop()
+        wait_until(
+            lambda: metric(api.url, "mlops_model_reload_total", result="failure") >= failures_before + 3,
+            timeout=30,
+            what="failed alias polls counted",
+        )
+        for _ in range(20):
+            response = requests.post(f"{api.url}/predict", json={"instances": [instance]}, timeout=5)
+            assert response.status_code == 200, response.text
+            assert response.json()["model"]["version"] == version
+        assert requests.get(f"{api.url}/readyz", timeout=5).status_code == 200
+        assert "cannot resolve" in requests.get(f"{api.url}/version", timeout=5).json()["last_reload_error"]
+
+        mlflow_server.start()
+        unchanged = metric(api.url, "mlops_model_reload_total", result="unchanged")
+        wait_until(
+            lambda: metric(api.url, "mlops_model_reload_total", result="unchanged") > unchanged,
+            timeout=30,
+            what="polls succeeding again",
+        )
+        assert served_version(api.url) == version
+
+
+def test_prediction_log_is_complete_after_a_graceful_stop(
+    trained_registry: TrainedRegistry, tmp_path: Path
+) -> None:
+    # A long flush interval: records are still buffered when SIGTERM arrives, so the drain is what saves them.
+    config = trained_registry.config(
+        **{
+            "prediction_store.url": f"sqlite:///{tmp_path / 'log.db'}",
+            "prediction_store.flush_interval_s": 3.0,
+            "prediction_store.batch_size": 5000,
+        }
+    )
+    with run_api(config, tmp_path / "api") as api:
+        instance = typical_instance(api.url)
+
+        def post(i: int) -> list[str]:
+            rows = [instance] * (1 + i % 3)
+            response = requests.post(f"{api.url}/predict", json={"instances": rows}, timeout=10)
+            assert response.status_code == 200, response.text
+            return [p["id"] for p in response.json()["predictions"]]
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            ids = [pid for batch in pool.map(post, range(300)) for pid in batch]
+        # SIGTERM: uvicorn finishes in-flight requests, runs the lifespan shutdown, then re-raises it.
+        assert api.stop(timeout=30) in (0, -signal.SIGTERM), api.log_tail()
+    assert len(ids) == 600 and len(set(ids)) == 600
+    store = PredictionStore(config.prediction_store_url)
+    try:
+        assert store.count_predictions() == 600
+        assert store.prediction_ids() == set(ids)
+    finally:
+        store.dispose()
