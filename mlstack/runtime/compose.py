@@ -26,6 +26,17 @@ SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 EXCLUDE_ENV = "MLSTACK_COMPOSE_EXCLUDE"
 
+# Secrets docker-compose.yaml requires (`${VAR:?...}`): compose refuses to start without any of them.
+REQUIRED_SECRETS: tuple[str, ...] = (
+    "POSTGRES_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "PREDICTIONS_DB_PASSWORD",
+    "GF_SECURITY_ADMIN_PASSWORD",
+    "JENKINS_ADMIN_PASSWORD",
+    "MLSTACK_ADMIN_TOKEN",
+    "MLSTACK_WEBHOOK_TOKEN",
+)
+
 BASE_SERVICE = "base"
 # Images built from this repository (Jenkins' image is built on its own: `make images`).
 PROJECT_IMAGES: tuple[str, ...] = ("postgres", "mlflow", "trainer", "api", "exporter")
@@ -72,6 +83,24 @@ def compose_command() -> list[str]:
     if legacy:
         return [legacy]
     raise RuntimeError_("neither `docker compose` nor `docker-compose` is installed (docs/containers.md)")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a compose .env file (comments and blank lines ignored)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def missing_secrets(env_file: Path | None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Required secrets that are neither in the environment nor in `env_file`, or are empty."""
+    values = dict(read_env_file(env_file)) if env_file is not None and env_file.is_file() else {}
+    values.update(os.environ if environ is None else environ)
+    return [name for name in REQUIRED_SECRETS if not values.get(name)]
 
 
 def host_ports(config: Config) -> dict[str, int]:
