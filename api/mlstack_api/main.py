@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from mlstack.config import Config, load_config
 from mlstack_api.metrics import RequestMetricsMiddleware
@@ -83,8 +86,21 @@ def create_app(
     static_dir = resources.files("mlstack_api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, current_version=state.model_version)
+    app.add_exception_handler(RequestValidationError, _validation_error)
     _install_openapi(app, state)
     return app
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    """FastAPI's body validation errors in the API's one error shape: `{detail, field}`."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    first = errors[0] if errors else {}
+    location = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(location) or "body"
+    message = first.get("msg", "invalid request")
+    return Response(
+        orjson.dumps({"detail": f"{field}: {message}", "field": field}), 422, media_type="application/json"
+    )
 
 
 def _install_openapi(app: FastAPI, state: ApiState) -> None:
@@ -103,6 +119,9 @@ def _install_openapi(app: FastAPI, state: ApiState) -> None:
             )
             components = doc.setdefault("components", {}).setdefault("schemas", {})
             components.update(openapi_components(model.schema if model else None, state.config.api.max_batch))
+            if model is not None:  # the labels /feedback accepts are the served model's
+                feedback = components["FeedbackRequest"]["properties"]["true_label"]
+                feedback["enum"] = list(model.class_labels)
             cache.update(key=key, doc=doc)
         document: dict[str, Any] = cache["doc"]
         return document

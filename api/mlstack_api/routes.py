@@ -141,14 +141,16 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prediction_id: str = Field(min_length=1, max_length=64, description="`id` from a /predict response")
+    prediction_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[0-9A-Za-z_-]+$", description="`id` from a /predict response"
+    )
     true_label: int = Field(description="the true class label (an integer label of the model's classes)")
 
 
 @router.post(
     "/feedback",
     summary="Record the true label of a served prediction",
-    responses={200: {"description": "feedback stored"}, **_errors(404, 503)},  # type: ignore[dict-item]
+    responses={200: {"description": "feedback stored"}, **_errors(400, 404, 422, 503)},  # type: ignore[dict-item]
 )
 def feedback(body: FeedbackRequest, request: Request) -> Response:
     state = _state(request)
@@ -252,8 +254,10 @@ async def admin_reload(
         return _error(503, "this instance serves a fixed model; there is nothing to reload")
     result = await run_in_threadpool(state.watcher.poll_once, True)
     model = state.model
-    body = {"result": result, "model": model.info() if model else None, "error": state.watcher.last_error}
-    return _json(body, 200 if result != "failure" else 503)
+    body = {"result": result, "model": model.info() if model else None}
+    if result == "failure":
+        return _json({**body, "detail": f"reload failed: {state.watcher.last_error}", "field": None}, 503)
+    return _json(body)
 
 
 @router.get(

@@ -69,14 +69,12 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
     except OverflowError as exc:  # an integer literal too large for a float
         field = _overflowing_field(instances)
         raise RequestError(422, f"{field}: number is too large", field) from exc
-    if not np.isfinite(matrix).all():  # finite float64 values too large for float32
-        row, col = (int(i) for i in np.argwhere(~np.isfinite(matrix))[0])
-        name = schema.feature_names[col]
-        raise RequestError(422, f"instances[{row}].{name}: value is out of range", f"instances[{row}].{name}")
     return instances, matrix
 
 
 _NUMBER_TYPES = frozenset((int, float))
+#: Models run on float32 (ONNX input type); larger magnitudes cannot be represented.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
@@ -99,8 +97,12 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
     matrix = np.array(rows, dtype=np.float64)
     if not np.isfinite(matrix).all():
         return schema.to_matrix(instances)  # NaN/infinity: let the schema name the feature
-    with np.errstate(over="ignore"):  # float32 overflow becomes inf, reported by the caller
-        return matrix.astype(np.float32)
+    too_large = np.abs(matrix) > FLOAT32_MAX
+    if too_large.any():
+        row, col = (int(i) for i in np.argwhere(too_large)[0])
+        field = f"instances[{row}].{names[col]}"
+        raise RequestError(422, f"{field}: magnitude must be at most {FLOAT32_MAX:.8g} (float32)", field)
+    return matrix.astype(np.float32)
 
 
 def _overflowing_field(instances: list[Any]) -> str:
@@ -121,13 +123,15 @@ def instance_schema(schema: FeatureSchema | None) -> dict[str, Any]:
         return {
             "type": "object",
             "description": "Feature values by name (the names come from the served model).",
-            "additionalProperties": {"type": "number"},
+            "additionalProperties": {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX},
         }
     return {
         "type": "object",
         "properties": {
             f.name: {
                 "type": "number",
+                "minimum": -FLOAT32_MAX,
+                "maximum": FLOAT32_MAX,
                 "description": f"training range {f.minimum:g} to {f.maximum:g}",
                 "example": f.typical,
             }
