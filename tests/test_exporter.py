@@ -30,12 +30,11 @@ from tests.support.exporter import (
     log_training_run,
     metric_samples,
     register_version,
-    run_mlflow_server,
     sample_value,
     write_predictions,
 )
+from tests.support.mlflow_server import MlflowServer, start_mlflow_server
 from tests.support.net import free_port, wait_http_ok, wait_until
-from tests.support.prom import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +50,13 @@ def fail_fast_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    with run_mlflow_server(tmp_path_factory.mktemp("mlflow")) as server:
+def shared_mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One MLflow server for this module's tests; each test uses its own model and experiment names."""
+    server = start_mlflow_server(tmp_path_factory.mktemp("exporter-mlflow"))
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -99,13 +102,13 @@ def two_versions(client: MlflowClient, name: str, reference: pd.DataFrame) -> tu
 
 
 def test_registered_versions_aliases_and_pipeline(
-    mlflow_server: ServiceProcess, reference: pd.DataFrame, tmp_path: Path
+    shared_mlflow: MlflowServer, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
     name = "exp-versions"
-    client = MlflowClient(mlflow_server.url)
+    client = MlflowClient(shared_mlflow.url)
     v1, v2 = two_versions(client, name, reference)
     log_pipeline_run(client, name, "failed", "drift", 42.5)
-    app = create_app(exporter_config(mlflow_server.url, tmp_path, name), start_background=False)
+    app = create_app(exporter_config(shared_mlflow.url, tmp_path, name), start_background=False)
     assert exporter_of(app).refresh_all()["registry"]
 
     samples = scrape(app.test_client())
@@ -132,13 +135,13 @@ def test_registered_versions_aliases_and_pipeline(
 
 
 def test_promotion_changes_champion_within_one_refresh(
-    mlflow_server: ServiceProcess, reference: pd.DataFrame, tmp_path: Path
+    shared_mlflow: MlflowServer, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
     name = "exp-promotion"
-    client = MlflowClient(mlflow_server.url)
+    client = MlflowClient(shared_mlflow.url)
     v1, v2 = two_versions(client, name, reference)
     interval = 0.5
-    config = exporter_config(mlflow_server.url, tmp_path, name, **{"exporter.refresh_interval_s": interval})
+    config = exporter_config(shared_mlflow.url, tmp_path, name, **{"exporter.refresh_interval_s": interval})
     app = create_app(config)
     try:
         http = app.test_client()
@@ -161,13 +164,13 @@ def test_promotion_changes_champion_within_one_refresh(
 
 
 def test_drift_like_reference_then_one_feature_shifted(
-    mlflow_server: ServiceProcess, wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
+    shared_mlflow: MlflowServer, wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
     name = "exp-drift"
-    client = MlflowClient(mlflow_server.url)
+    client = MlflowClient(shared_mlflow.url)
     v1, _ = two_versions(client, name, reference)
     # One drifted feature out of 13 must count as dataset drift here, so the share threshold is low.
-    config = exporter_config(mlflow_server.url, tmp_path, name, **{"monitoring.drift_share_threshold": 0.05})
+    config = exporter_config(shared_mlflow.url, tmp_path, name, **{"monitoring.drift_share_threshold": 0.05})
     store = PredictionStore(config.prediction_store_url)
     store.create_schema()
     app = create_app(config, start_background=False, store=store)
@@ -217,12 +220,12 @@ def test_drift_like_reference_then_one_feature_shifted(
 
 
 def test_insufficient_data_exports_no_scores(
-    mlflow_server: ServiceProcess, wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
+    shared_mlflow: MlflowServer, wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
     name = "exp-insufficient"
-    client = MlflowClient(mlflow_server.url)
+    client = MlflowClient(shared_mlflow.url)
     v1, _ = two_versions(client, name, reference)
-    config = exporter_config(mlflow_server.url, tmp_path, name)
+    config = exporter_config(shared_mlflow.url, tmp_path, name)
     store = PredictionStore(config.prediction_store_url)
     store.create_schema()
     features = [c for c in wine.columns if c != "prediction"]
@@ -239,12 +242,12 @@ def test_insufficient_data_exports_no_scores(
 
 
 def test_live_accuracy_per_version_over_the_window(
-    mlflow_server: ServiceProcess, wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
+    shared_mlflow: MlflowServer, wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
     name = "exp-accuracy"
-    client = MlflowClient(mlflow_server.url)
+    client = MlflowClient(shared_mlflow.url)
     v1, v2 = two_versions(client, name, reference)
-    config = exporter_config(mlflow_server.url, tmp_path, name, **{"exporter.accuracy_window": 12})
+    config = exporter_config(shared_mlflow.url, tmp_path, name, **{"exporter.accuracy_window": 12})
     store = PredictionStore(config.prediction_store_url)
     store.create_schema()
     features = wine.drop(columns="prediction").head(10)
@@ -266,12 +269,12 @@ def test_live_accuracy_per_version_over_the_window(
 
 
 def test_scrapes_make_no_mlflow_calls_whatever_the_run_count(
-    mlflow_server: ServiceProcess, reference: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    shared_mlflow: MlflowServer, reference: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = "exp-scrape-cost"
-    client = MlflowClient(mlflow_server.url)
+    client = MlflowClient(shared_mlflow.url)
     two_versions(client, name, reference)
-    app = create_app(exporter_config(mlflow_server.url, tmp_path, name), start_background=False)
+    app = create_app(exporter_config(shared_mlflow.url, tmp_path, name), start_background=False)
     exporter = exporter_of(app)
     http = app.test_client()
 
@@ -279,7 +282,7 @@ def test_scrapes_make_no_mlflow_calls_whatever_the_run_count(
     send = requests.Session.send
 
     def counting_send(self: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
-        if str(request.url).startswith(mlflow_server.url):
+        if str(request.url).startswith(shared_mlflow.url):
             calls.append(str(request.url))
         return send(self, request, **kwargs)
 
@@ -297,8 +300,8 @@ def test_scrapes_make_no_mlflow_calls_whatever_the_run_count(
         assert sample_value(samples, "mlops_experiment_runs", experiment=name) == expected
 
 
-def test_run_counter_is_incremental(mlflow_server: ServiceProcess) -> None:
-    client = MlflowClient(mlflow_server.url)
+def test_run_counter_is_incremental(shared_mlflow: MlflowServer) -> None:
+    client = MlflowClient(shared_mlflow.url)
     experiment_id = client.create_experiment("exp-run-counter")
     for _ in range(5):
         client.create_run(experiment_id)
@@ -314,25 +317,23 @@ def test_run_counter_is_incremental(mlflow_server: ServiceProcess) -> None:
 
 
 def test_mlflow_down_keeps_last_values_and_shows_staleness(
-    wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
+    mlflow_server: MlflowServer, wine: pd.DataFrame, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
     name = "exp-outage"
-    with run_mlflow_server(tmp_path / "mlflow") as server:
-        client = MlflowClient(server.url)
-        v1, _ = two_versions(client, name, reference)
-        config = exporter_config(server.url, tmp_path, name)
-        store = PredictionStore(config.prediction_store_url)
-        store.create_schema()
-        write_predictions(store, wine.drop(columns="prediction").sample(100, random_state=3), v1, name)
-        app = create_app(config, start_background=False, store=store)
-        exporter = exporter_of(app)
-        assert all(exporter.refresh_all().values())
-        http = app.test_client()
-        before = scrape(http)
-        # leaving the block stops the server process
+    client = MlflowClient(mlflow_server.url)
+    v1, _ = two_versions(client, name, reference)
+    config = exporter_config(mlflow_server.url, tmp_path, name)
+    store = PredictionStore(config.prediction_store_url)
+    store.create_schema()
+    write_predictions(store, wine.drop(columns="prediction").sample(100, random_state=3), v1, name)
+    app = create_app(config, start_background=False, store=store)
+    exporter = exporter_of(app)
+    assert all(exporter.refresh_all().values())
+    http = app.test_client()
+    before = scrape(http)
 
-    results = exporter.refresh_all()
-    assert results == {"registry": False, "drift": True, "accuracy": True}  # drift uses the cached reference
+    mlflow_server.stop()
+    assert exporter.refresh_all() == {"registry": False, "drift": True, "accuracy": True}  # cached reference
     response = http.get("/metrics")
     assert response.status_code == 200
     after = metric_samples(response.get_data(as_text=True))
@@ -344,12 +345,18 @@ def test_mlflow_down_keeps_last_values_and_shows_staleness(
     assert after[key] == before[key]  # staleness: the timestamp stops moving
     assert sample_value(after, "mlops_exporter_source_up", source="drift") == 1
     assert http.get("/healthz").status_code == 200
-    page = http.get("/").get_data(as_text=True)
-    assert "down / not yet" in page
+    assert "down / not yet" in http.get("/").get_data(as_text=True)
+
+    mlflow_server.start()
+    assert exporter.refresh_all()["registry"]
+    recovered = scrape(http)
+    assert recovered[key] > before[key]
+    assert sample_value(recovered, "mlops_exporter_source_up", source="registry") == 1
+    assert sample_value(recovered, "mlops_exporter_refresh_errors_total", source="registry") == 1
 
 
-def test_http_routes_and_bad_requests(mlflow_server: ServiceProcess, tmp_path: Path) -> None:
-    app = create_app(exporter_config(mlflow_server.url, tmp_path, "exp-routes"), start_background=False)
+def test_http_routes_and_bad_requests(shared_mlflow: MlflowServer, tmp_path: Path) -> None:
+    app = create_app(exporter_config(shared_mlflow.url, tmp_path, "exp-routes"), start_background=False)
     http = app.test_client()
     assert http.get("/reports/drift").status_code == 404  # no reading yet
     health = http.get("/healthz")
@@ -374,14 +381,14 @@ def test_multiprocess_mode_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 
 def test_python_m_entry_serves_with_gunicorn(
-    mlflow_server: ServiceProcess, reference: pd.DataFrame, tmp_path: Path
+    shared_mlflow: MlflowServer, reference: pd.DataFrame, tmp_path: Path
 ) -> None:
     name = "exp-entry"
-    two_versions(MlflowClient(mlflow_server.url), name, reference)
+    two_versions(MlflowClient(shared_mlflow.url), name, reference)
     port = free_port()
     env = {
         "PATH": "/usr/bin:/bin",
-        "MLFLOW_TRACKING_URI": mlflow_server.url,
+        "MLFLOW_TRACKING_URI": shared_mlflow.url,
         "MLSTACK__PROJECT__REGISTERED_MODEL": name,
         "MLSTACK__PROJECT__EXPERIMENT": name,
         "MLSTACK__SERVICES__STATE_DIR": str(tmp_path / "state"),

@@ -1,13 +1,10 @@
-"""Exporter test helpers: a killable MLflow server; runs and versions logged by the project's conventions."""
+"""Exporter test helpers: runs, versions and predictions as the project logs them; /metrics parsing."""
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -17,22 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlstack.store import PredictionRecord, PredictionStore
 from mlstack.train import REFERENCE_ARTIFACT
-from tests.support.net import free_port
-from tests.support.prom import ServiceProcess, _run
-
-
-@contextmanager
-def run_mlflow_server(root: Path, port: int | None = None) -> Iterator[ServiceProcess]:
-    """A real `mlflow server` (SQLite, local artifacts) on 127.0.0.1; stopped on exit."""
-    port = port or free_port()
-    root.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"), "--workers", "1",
-    ]  # fmt: skip
-    with _run("mlflow", argv, f"http://127.0.0.1:{port}", "/health", root / "mlflow.log") as service:
-        yield service
 
 
 def log_training_run(
