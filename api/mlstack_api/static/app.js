@@ -97,6 +97,15 @@ function collectInstance() {
   return instance;
 }
 
+function markField(field) {
+  // The server names fields like "instances[0].hue": highlight that input.
+  const match = /^instances\[0\]\.(.+)$/.exec(field || "");
+  if (!match) return;
+  for (const input of document.querySelectorAll(".field input")) {
+    if (input.dataset.feature === match[1]) input.classList.add("bad");
+  }
+}
+
 function showResult(body) {
   const prediction = body.predictions[0];
   $("result-class").textContent = prediction.class_name;
@@ -142,11 +151,14 @@ async function onSubmit(event) {
     });
     const body = await readJson(response);
     if (!response.ok) {
+      $("result").hidden = true; // never leave an earlier result next to an error
+      markField(body.field);
       showError(`The predictor refused the request (HTTP ${response.status}): ${body.detail}`);
       return;
     }
     showResult(body);
   } catch (err) {
+    $("result").hidden = true;
     showError(`Cannot reach the predictor: ${err}`);
   } finally {
     button.disabled = false;
