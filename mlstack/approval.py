@@ -17,7 +17,9 @@ def _check_challenger(config: Config, version: str) -> None:
         current = challenger.version if challenger else "none"
         raise ApprovalError(f"v{version} is not the {config.project.challenger_alias} (it is {current})")
     if challenger.tags.get("gate") != "passed":
-        raise ApprovalError(f"v{version} did not pass the gate (gate={challenger.tags.get('gate', 'unknown')})")
+        raise ApprovalError(
+            f"v{version} did not pass the gate (gate={challenger.tags.get('gate', 'unknown')})"
+        )
 
 
 def approve(config: Config, version: str) -> str:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mlstack.config import Config, load_config, parse_set_options, select_candidates
+from mlstack.config import REPO_ROOT, Config, load_config, parse_set_options, select_candidates
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 registry_app = typer.Typer(no_args_is_help=True, help="The alias timeline and rollback.")
@@ -106,8 +106,15 @@ def _pipeline_command(
         raise typer.BadParameter(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
     try:
         config = _build_config(
-            config_path, sets, tracking_uri=tracking_uri, experiment=experiment, model_name=model_name,
-            models=models, primary_metric=primary_metric, floor=floor, min_improvement=min_improvement,
+            config_path,
+            sets,
+            tracking_uri=tracking_uri,
+            experiment=experiment,
+            model_name=model_name,
+            models=models,
+            primary_metric=primary_metric,
+            floor=floor,
+            min_improvement=min_improvement,
             require_approval=require_approval,
         )
     except (ValueError, OSError) as exc:
@@ -120,13 +127,19 @@ def _pipeline_command(
     ordered = [s for s in STAGES if s in stage_names]
     if dry_run:
         typer.echo(f"dry run: stages {' -> '.join(ordered)}")
-        typer.echo(f"  runtime={runtime} trigger={trigger} force={force} skip_training={skip_training} "
-                   f"rollback_to={rollback} approve={approve}")
-        typer.echo(f"  tracking_uri={config.mlflow.tracking_uri} model={config.project.registered_model} "
-                   f"experiment={config.project.experiment}")
-        typer.echo(f"  candidates={[c.name for c in config.training.candidates]} "
-                   f"metric={config.training.primary_metric} floor={config.gate.floor} "
-                   f"min_improvement={config.gate.min_improvement} approval={config.gate.require_approval}")
+        typer.echo(
+            f"  runtime={runtime} trigger={trigger} force={force} skip_training={skip_training} "
+            f"rollback_to={rollback} approve={approve}"
+        )
+        typer.echo(
+            f"  tracking_uri={config.mlflow.tracking_uri} model={config.project.registered_model} "
+            f"experiment={config.project.experiment}"
+        )
+        typer.echo(
+            f"  candidates={[c.name for c in config.training.candidates]} "
+            f"metric={config.training.primary_metric} floor={config.gate.floor} "
+            f"min_improvement={config.gate.min_improvement} approval={config.gate.require_approval}"
+        )
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
@@ -191,7 +204,9 @@ def run(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     experiment: Annotated[str | None, typer.Option(help="Experiment name.")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    models: Annotated[str | None, typer.Option(help="Candidates to train, comma-separated (default: all).")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Candidates to train, comma-separated (default: all).")
+    ] = None,
     primary_metric: Annotated[str | None, typer.Option(help="Primary metric.")] = None,
     floor: Annotated[float | None, typer.Option(help="Gate floor.")] = None,
     min_improvement: Annotated[float | None, typer.Option(help="Gate minimum improvement.")] = None,
@@ -208,11 +223,26 @@ def run(
     from mlstack.pipeline import STAGES
 
     _pipeline_command(
-        STAGES, run_all=True, config_path=config, sets=set_, runtime=runtime, tracking_uri=tracking_uri,
-        experiment=experiment, model_name=model_name, models=models, primary_metric=primary_metric,
-        floor=floor, min_improvement=min_improvement, force=force, trigger=trigger,
-        require_approval=require_approval, build_id=build_id, skip_training=skip_training,
-        rollback_to=rollback_to, approve=approve, dry_run=dry_run,
+        STAGES,
+        run_all=True,
+        config_path=config,
+        sets=set_,
+        runtime=runtime,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        model_name=model_name,
+        models=models,
+        primary_metric=primary_metric,
+        floor=floor,
+        min_improvement=min_improvement,
+        force=force,
+        trigger=trigger,
+        require_approval=require_approval,
+        build_id=build_id,
+        skip_training=skip_training,
+        rollback_to=rollback_to,
+        approve=approve,
+        dry_run=dry_run,
     )
 
 
@@ -225,7 +255,9 @@ def stage(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
     experiment: Annotated[str | None, typer.Option(help="Experiment name.")] = None,
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    models: Annotated[str | None, typer.Option(help="Candidates to train, comma-separated (default: all).")] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Candidates to train, comma-separated (default: all).")
+    ] = None,
     primary_metric: Annotated[str | None, typer.Option(help="Primary metric.")] = None,
     floor: Annotated[float | None, typer.Option(help="Gate floor.")] = None,
     min_improvement: Annotated[float | None, typer.Option(help="Gate minimum improvement.")] = None,
@@ -240,28 +272,50 @@ def stage(
 ) -> None:
     """Run the named stage(s) of the pipeline."""
     _pipeline_command(
-        names, run_all=False, config_path=config, sets=set_, runtime=runtime, tracking_uri=tracking_uri,
-        experiment=experiment, model_name=model_name, models=models, primary_metric=primary_metric,
-        floor=floor, min_improvement=min_improvement, force=force, trigger=trigger,
-        require_approval=require_approval, build_id=build_id, skip_training=skip_training,
-        rollback_to=rollback_to, approve=approve, dry_run=dry_run,
+        names,
+        run_all=False,
+        config_path=config,
+        sets=set_,
+        runtime=runtime,
+        tracking_uri=tracking_uri,
+        experiment=experiment,
+        model_name=model_name,
+        models=models,
+        primary_metric=primary_metric,
+        floor=floor,
+        min_improvement=min_improvement,
+        force=force,
+        trigger=trigger,
+        require_approval=require_approval,
+        build_id=build_id,
+        skip_training=skip_training,
+        rollback_to=rollback_to,
+        approve=approve,
+        dry_run=dry_run,
     )
 
 
-def _registry_config(config: Path | None, sets: list[str] | None, tracking_uri: str | None) -> Config:
-    return _build_config(config, sets, tracking_uri=tracking_uri)
+ModelNameOpt = Annotated[str | None, typer.Option(help="Registered model name.")]
+TrackingOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI.")]
+
+
+def _registry_config(
+    config: Path | None, sets: list[str] | None, tracking_uri: str | None, model_name: str | None
+) -> Config:
+    return _build_config(config, sets, tracking_uri=tracking_uri, model_name=model_name)
 
 
 @registry_app.command("history")
 def registry_history(
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = None,
 ) -> None:
     """Print the production timeline: every alias move, oldest first."""
     from mlstack import registry
 
-    cfg = _registry_config(config, set_, tracking_uri)
+    cfg = _registry_config(config, set_, tracking_uri, model_name)
     moves = registry.history(registry.make_client(cfg), cfg.project.registered_model)
     if not moves:
         typer.echo(f"{cfg.project.registered_model}: no alias moves recorded")
@@ -269,24 +323,31 @@ def registry_history(
     typer.echo(f"{'when (UTC)':<20} {'alias':<11} {'from':>5} -> {'to':<5} {'by':<28} reason")
     for m in moves:
         when = datetime.fromtimestamp(m.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        typer.echo(f"{when:<20} {m.alias:<11} {m.from_version or '-':>5} -> {m.to_version or '-':<5} "
-                   f"{m.by:<28} {m.reason}")
+        typer.echo(
+            f"{when:<20} {m.alias:<11} {m.from_version or '-':>5} -> {m.to_version or '-':<5} "
+            f"{m.by:<28} {m.reason}"
+        )
 
 
 @registry_app.command("rollback")
 def registry_rollback(
-    to: Annotated[str | None, typer.Option("--to", help="Version to roll back to (default: previous).")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to roll back to (default: previous).")
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = None,
     dry_run: Annotated[bool, typer.Option(help="Print what would happen only.")] = False,
 ) -> None:
     """Move the champion back (recorded in the history)."""
     from mlstack import registry
 
-    cfg = _registry_config(config, set_, tracking_uri)
+    cfg = _registry_config(config, set_, tracking_uri, model_name)
     if dry_run:
-        typer.echo(f"dry run: roll {cfg.project.registered_model}@champion back to {to or 'the previous champion'}")
+        typer.echo(
+            f"dry run: roll {cfg.project.registered_model}@champion back to {to or 'the previous champion'}"
+        )
         return
     try:
         move = registry.rollback(registry.make_client(cfg), cfg, to)
@@ -300,12 +361,13 @@ def registry_rollback(
 def registry_show(
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = None,
 ) -> None:
     """Print the champion and challenger versions."""
     from mlstack import registry
 
-    cfg = _registry_config(config, set_, tracking_uri)
+    cfg = _registry_config(config, set_, tracking_uri, model_name)
     client = registry.make_client(cfg)
     for alias in (cfg.project.champion_alias, cfg.project.challenger_alias):
         version = registry.version_by_alias(client, cfg.project.registered_model, alias)
@@ -317,12 +379,13 @@ def approve(
     version: Annotated[str, typer.Argument(help="The challenger version to approve.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = None,
 ) -> None:
     """Approve a quarantined challenger: it becomes champion (recorded)."""
     from mlstack import approval
 
-    cfg = _registry_config(config, set_, tracking_uri)
+    cfg = _registry_config(config, set_, tracking_uri, model_name)
     try:
         typer.echo(approval.approve(cfg, version))
     except approval.ApprovalError as exc:
@@ -334,12 +397,13 @@ def reject(
     version: Annotated[str, typer.Argument(help="The challenger version to reject.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
+    tracking_uri: TrackingOpt = None,
+    model_name: ModelNameOpt = None,
 ) -> None:
     """Reject a quarantined challenger (recorded)."""
     from mlstack import approval
 
-    cfg = _registry_config(config, set_, tracking_uri)
+    cfg = _registry_config(config, set_, tracking_uri, model_name)
     try:
         typer.echo(approval.reject(cfg, version))
     except approval.ApprovalError as exc:
@@ -392,8 +456,11 @@ def render_monitoring(
     """Render Prometheus and Alertmanager configuration from mlstack.yaml."""
     from mlstack import monitoring
 
+    if target not in ("local", "compose"):
+        raise typer.BadParameter(f"{target!r}: local | compose", param_hint="--target")
     cfg = _build_config(config, set_)
-    for path in monitoring.render_monitoring(cfg, target, out or monitoring.REPO_ROOT).all:
+    rendered = monitoring.render_monitoring(cfg, "local" if target == "local" else "compose", out or REPO_ROOT)
+    for path in rendered.all:
         typer.echo(f"wrote {path}")
 
 

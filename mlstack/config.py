@@ -19,6 +19,9 @@ PrimaryMetric = Literal["accuracy", "precision_weighted", "recall_weighted", "f1
 TriggerReason = Literal["manual", "push", "schedule", "drift", "accuracy"]
 
 
+_DATA_TRIGGERS: tuple[TriggerReason, ...] = ("drift", "accuracy")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -129,9 +132,7 @@ class MonitoringConfig(_Section):
 
 class CtConfig(_Section):
     cooldown_s: float = Field(900, ge=0)
-    triggers_requiring_new_data: list[TriggerReason] = Field(
-        default_factory=lambda: ["drift", "accuracy"]
-    )
+    triggers_requiring_new_data: list[TriggerReason] = Field(default_factory=lambda: list(_DATA_TRIGGERS))
 
 
 class Config(_Section):
@@ -248,6 +249,4 @@ def select_candidates(config: Config, names: list[str]) -> Config:
     if unknown:
         raise ValueError(f"unknown candidate(s) {unknown}; known: {sorted(known)}")
     kept = [c for c in config.training.candidates if c.name in names]
-    return config.model_copy(
-        update={"training": config.training.model_copy(update={"candidates": kept})}
-    )
+    return config.model_copy(update={"training": config.training.model_copy(update={"candidates": kept})})

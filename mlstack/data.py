@@ -29,9 +29,7 @@ class Dataset:
 
     def content_hash(self) -> str:
         """A stable hash of the data, logged as lineage."""
-        digest = hashlib.sha256(
-            pd.util.hash_pandas_object(self.frame, index=False).to_numpy().tobytes()
-        )
+        digest = hashlib.sha256(pd.util.hash_pandas_object(self.frame, index=False).to_numpy().tobytes())
         digest.update(",".join(map(str, self.frame.columns)).encode())
         return digest.hexdigest()[:16]
 

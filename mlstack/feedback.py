@@ -55,7 +55,9 @@ def with_feedback(dataset: Dataset, config: Config) -> Dataset:
     base_rows = len(dataset.features)
     composition: dict[str, object] = {"base_rows": base_rows, "feedback_rows": 0, "new_rows": 0}
     if feedback.empty:
-        return Dataset(dataset.features, dataset.target, dataset.class_names, dataset.target_name, composition)
+        return Dataset(
+            dataset.features, dataset.target, dataset.class_names, dataset.target_name, composition
+        )
     extra = feedback.rename(columns={"true_label": dataset.target_name})
     extra = extra.drop_duplicates(subset=[*names, dataset.target_name])
     base = dataset.frame

@@ -43,32 +43,21 @@ def decide(
     champion yet. `force` promotes regardless and is recorded as such.
     """
     tol = gate.tolerance
-    common = {
-        "metric": metric,
-        "challenger_version": challenger_version,
-        "challenger_score": challenger_score,
-        "champion_version": champion_version,
-        "champion_score": champion_score,
-        "floor": gate.floor,
-        "min_improvement": gate.min_improvement,
-    }
+
+    def verdict(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(
+            promote, reason, metric, challenger_version, challenger_score, champion_version,
+            champion_score, gate.floor, gate.min_improvement, forced=force,
+        )
+
     if force:
-        return GateDecision(True, "forced: gate overridden by --force", forced=True, **common)
+        return verdict(True, "forced: gate overridden by --force")
     if challenger_score < gate.floor - tol:
-        return GateDecision(
-            False, f"below floor: {metric} {challenger_score:.4f} < {gate.floor:.4f}", **common
-        )
+        return verdict(False, f"below floor: {metric} {challenger_score:.4f} < {gate.floor:.4f}")
     if champion_score is None:
-        return GateDecision(True, "no champion yet and the floor is cleared", **common)
+        return verdict(True, "no champion yet and the floor is cleared")
     gain = challenger_score - champion_score
+    needed = f"(needs {gate.min_improvement:+.4f})"
     if gain >= gate.min_improvement - tol:
-        return GateDecision(
-            True,
-            f"beats champion v{champion_version} by {gain:+.4f} (needs {gate.min_improvement:+.4f})",
-            **common,
-        )
-    return GateDecision(
-        False,
-        f"does not beat champion v{champion_version}: {gain:+.4f} < {gate.min_improvement:+.4f}",
-        **common,
-    )
+        return verdict(True, f"beats champion v{champion_version} by {gain:+.4f} {needed}")
+    return verdict(False, f"does not beat champion v{champion_version}: {gain:+.4f} {needed}")

@@ -1,4 +1,4 @@
-"""The pipeline: stages defined once, in order, run together (`mlstack run`) or one by one (`mlstack stage`)."""
+"""The pipeline: stages defined once, in order, run all together (`mlstack run`) or one by one."""
 
 from __future__ import annotations
 
@@ -121,7 +121,9 @@ def pipeline_lock(state_dir: Path) -> Iterator[None]:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise PipelineLocked(f"another pipeline run is in progress ({holder}); wait for it to finish") from None
+        raise PipelineLocked(
+            f"another pipeline run is in progress ({holder}); wait for it to finish"
+        ) from None
     try:
         handle.seek(0)
         handle.truncate()
@@ -228,7 +230,10 @@ class Pipeline:
             return
         try:
             registry.rollback(
-                self.client, self.config, self.state.previous_champion, reason=f"auto-rollback: {stage} failed"
+                self.client,
+                self.config,
+                self.state.previous_champion,
+                reason=f"auto-rollback: {stage} failed",
             )
             self.state.rolled_back = True
             log.error("champion rolled back to v%s after %s failed", self.state.previous_champion, stage)
@@ -273,7 +278,9 @@ class Pipeline:
         try:
             requests.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
         except requests.RequestException as exc:
-            raise RuntimeError(f"MLflow at {uri} is not reachable ({exc.__class__.__name__}); nothing changed")
+            raise RuntimeError(
+                f"MLflow at {uri} is not reachable ({exc.__class__.__name__}); nothing changed"
+            ) from exc
 
     def champion_schema(self) -> FeatureSchema | None:
         """The champion's feature schema, or None before the first promotion."""
@@ -303,7 +310,7 @@ class Pipeline:
         self.state.data_hash = dataset.content_hash()
         self.state.composition = dict(dataset.composition)
         needs_new = self.state.trigger in self.config.ct.triggers_requiring_new_data
-        new_rows = int(dataset.composition.get("new_rows", 0) or 0)
+        new_rows = int(str(dataset.composition.get("new_rows", 0)))
         if needs_new and new_rows < self.config.data.min_new_labelled_rows:
             self.state.skipped = (
                 f"insufficient new data: {new_rows} new labelled rows "
@@ -333,20 +340,27 @@ class Pipeline:
         if reason := self._training_off():
             return f"skipped: {reason}"
         best = self._best()
-        version = mlflow.register_model(best.model_uri, self.model_name, tags={
-            **self.lineage_tags(),
-            "candidate": best.name,
-            "primary_metric": self.config.training.primary_metric,
-            "onnx_parity": best.onnx_parity,
-            "onnx_artifact": "onnx/model.onnx" if best.onnx_parity != "skipped" else "",
-            **{k: f"{v:.6f}" for k, v in best.metrics.items() if "class" not in k},
-        })
+        version = mlflow.register_model(
+            best.model_uri,
+            self.model_name,
+            tags={
+                **self.lineage_tags(),
+                "candidate": best.name,
+                "primary_metric": self.config.training.primary_metric,
+                "onnx_parity": best.onnx_parity,
+                "onnx_artifact": "onnx/model.onnx" if best.onnx_parity != "skipped" else "",
+                **{k: f"{v:.6f}" for k, v in best.metrics.items() if "class" not in k},
+            },
+        )
         self.client.update_registered_model(
             self.model_name, description="Registered by the mlstack pipeline; see alias_history.* tags."
         )
         self.state.registered_version = str(version.version)
         registry.move_alias(
-            self.client, self.model_name, self.config.project.challenger_alias, version.version,
+            self.client,
+            self.model_name,
+            self.config.project.challenger_alias,
+            version.version,
             f"registered by pipeline {self.state.pipeline_id} ({self.state.trigger})",
         )
         return f"{self.model_name} v{version.version} ({best.name}) is {self.config.project.challenger_alias}"
@@ -370,7 +384,9 @@ class Pipeline:
             try:
                 champion_score = self.score_alias(self.config.project.champion_alias, dataset)
             except (ValueError, KeyError) as exc:  # e.g. the feature set changed under it
-                raise RuntimeError(f"champion v{champ.version} cannot be scored on the current data: {exc}")
+                raise RuntimeError(
+                    f"champion v{champ.version} cannot be scored on the current data: {exc}"
+                ) from exc
         decision = decide(
             self.config.training.primary_metric,
             self.state.registered_version,
@@ -399,7 +415,9 @@ class Pipeline:
             self.client.log_metric(run_id, "gate.champion_score", decision.champion_score)
         self.client.log_dict(run_id, report, "gate.json")
         version = self.state.registered_version or ""
-        self.client.set_model_version_tag(self.model_name, version, "gate", "passed" if decision.promote else "failed")
+        self.client.set_model_version_tag(
+            self.model_name, version, "gate", "passed" if decision.promote else "failed"
+        )
         if decision.forced:
             self.client.set_model_version_tag(self.model_name, version, "gate_forced", "true")
 
@@ -412,7 +430,9 @@ class Pipeline:
             return "approval not required"
         version = self.state.registered_version or ""
         if self.options.approve:
-            self.client.set_model_version_tag(self.model_name, version, "approval", f"approved:{registry.actor()}")
+            self.client.set_model_version_tag(
+                self.model_name, version, "approval", f"approved:{registry.actor()}"
+            )
             return f"v{version} approved by {registry.actor()}"
         self.state.awaiting_approval = True
         self.client.set_model_version_tag(self.model_name, version, "approval", "pending")
@@ -420,7 +440,9 @@ class Pipeline:
 
     def promote(self) -> str:
         if self.options.rollback_to:
-            move = registry.rollback(self.client, self.config, self.options.rollback_to, reason="rollback requested")
+            move = registry.rollback(
+                self.client, self.config, self.options.rollback_to, reason="rollback requested"
+            )
             return f"champion rolled back v{move.from_version} -> v{move.to_version}"
         if reason := self._training_off():
             return f"skipped: {reason}"
@@ -432,7 +454,9 @@ class Pipeline:
         self.state.previous_champion = champ.version if champ else None
         version = self.state.registered_version or ""
         reason_text = f"pipeline {self.state.pipeline_id} ({self.state.trigger}): {self.state.gate['reason']}"
-        registry.move_alias(self.client, self.model_name, self.config.project.champion_alias, version, reason_text)
+        registry.move_alias(
+            self.client, self.model_name, self.config.project.champion_alias, version, reason_text
+        )
         self.state.promoted = True
         return f"champion v{self.state.previous_champion or '-'} -> v{version}"
 
@@ -476,9 +500,13 @@ class Pipeline:
 def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
     """The candidates table for the end-of-run summary."""
     rows = [
-        {"candidate": c["name"], metric: round(c["metrics"][metric], 4), "accuracy": round(c["metrics"]["accuracy"], 4),
-         "onnx": c["onnx_parity"], "run_id": c["run_id"][:8]}
+        {
+            "candidate": c["name"],
+            metric: round(c["metrics"][metric], 4),
+            "accuracy": round(c["metrics"]["accuracy"], 4),
+            "onnx": c["onnx_parity"],
+            "run_id": c["run_id"][:8],
+        }
         for c in state.candidates
     ]
     return pd.DataFrame(rows)
-

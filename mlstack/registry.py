@@ -142,7 +142,9 @@ def rollback_target(client: MlflowClient, config: Config) -> str:
     raise RegistryError("no earlier champion to roll back to; use --to N")
 
 
-def rollback(client: MlflowClient, config: Config, to: str | None = None, reason: str = "rollback") -> AliasMove:
+def rollback(
+    client: MlflowClient, config: Config, to: str | None = None, reason: str = "rollback"
+) -> AliasMove:
     """Move the champion back to `to` (or the previous champion) and record it."""
     name = config.project.registered_model
     target = str(to) if to else rollback_target(client, config)

@@ -101,13 +101,13 @@ class PredictionStore:
     def add_feedback(self, prediction_id: str, true_label: int, ts: float) -> bool:
         """Record ground truth for a logged prediction; False when the prediction is unknown."""
         with self.engine.begin() as conn:
-            found = conn.execute(
-                sa.select(predictions.c.id).where(predictions.c.id == prediction_id)
-            ).first()
+            found = conn.execute(sa.select(predictions.c.id).where(predictions.c.id == prediction_id)).first()
             if found is None:
                 return False
             conn.execute(feedback.delete().where(feedback.c.prediction_id == prediction_id))
-            conn.execute(feedback.insert(), {"prediction_id": prediction_id, "true_label": true_label, "ts": ts})
+            conn.execute(
+                feedback.insert(), {"prediction_id": prediction_id, "true_label": true_label, "ts": ts}
+            )
         return True
 
     def count_predictions(self) -> int:

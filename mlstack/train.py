@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,9 @@ from mlstack.data import Dataset, Split
 from mlstack.schema import FeatureSchema
 
 log = logging.getLogger(__name__)
+# cloudpickle is chosen on purpose (skops refuses untrusted tree types on load); the models we load
+# are the ones this pipeline logged to our own registry.
+warnings.filterwarnings("ignore", message="Saving scikit-learn models in the pickle or cloudpickle format")
 
 ESTIMATORS: dict[str, type[ClassifierMixin]] = {
     "RandomForestClassifier": RandomForestClassifier,
@@ -89,7 +93,9 @@ def build_estimator(candidate: CandidateConfig) -> Pipeline:
 def evaluate(model: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
     """Weighted accuracy/precision/recall/F1 and per-class metrics on one data set."""
     predicted = model.predict(x)
-    precision, recall, f1, _ = precision_recall_fscore_support(y, predicted, average="weighted", zero_division=0)
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, predicted, average="weighted", zero_division=0
+    )
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
         "precision_weighted": float(precision),
@@ -136,7 +142,9 @@ def _confusion_png(y: pd.Series, predicted: np.ndarray, class_names: list[str]) 
     labels = sorted(pd.unique(y))
     matrix = confusion_matrix(y, predicted, labels=labels)
     fig, ax = plt.subplots(figsize=(5, 4))
-    ConfusionMatrixDisplay(matrix, display_labels=[class_names[i] for i in labels]).plot(ax=ax, colorbar=False)
+    ConfusionMatrixDisplay(matrix, display_labels=[class_names[i] for i in labels]).plot(
+        ax=ax, colorbar=False
+    )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -159,8 +167,6 @@ def train_candidate(
     tags: dict[str, str],
 ) -> CandidateResult:
     """Fit, evaluate, export and log one candidate as its own MLflow run."""
-    import time
-
     timings: dict[str, float] = {}
     model = build_estimator(candidate)
     with mlflow.start_run(run_name=candidate.name, tags={**tags, "candidate": candidate.name}) as run:
@@ -196,7 +202,8 @@ def train_candidate(
             "classification_report.txt",
         )
         mlflow.log_image(
-            _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)), "confusion_matrix.png"
+            _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)),
+            "confusion_matrix.png",
         )
         reference = reference_sample(
             model, dataset, split, config.data.reference_sample_rows, config.data.seed
@@ -230,11 +237,31 @@ def train_candidate(
             signature=infer_signature(example, model.predict(example)),
             input_example=example,
             metadata={"feature_schema": schema.to_dict(), "candidate": candidate.name},
+            # Explicit requirements: MLflow's inference re-imports the model in a subprocess (~4 s each).
+            pip_requirements=model_requirements(),
         )
         timings["log_model_s"] = time.perf_counter() - started
-        log.info("trained %s: %s=%.4f (onnx %s)", candidate.name, config.training.primary_metric,
-                 metrics[config.training.primary_metric], parity)
+        log.info(
+            "trained %s: %s=%.4f (onnx %s)",
+            candidate.name,
+            config.training.primary_metric,
+            metrics[config.training.primary_metric],
+            parity,
+        )
         return CandidateResult(candidate.name, run.info.run_id, info.model_uri, metrics, parity, timings)
+
+
+def model_requirements() -> list[str]:
+    """Pinned runtime requirements of a logged model: what unpickling it needs."""
+    import cloudpickle
+    import sklearn
+
+    return [
+        f"scikit-learn=={sklearn.__version__}",
+        f"cloudpickle=={cloudpickle.__version__}",
+        f"numpy=={np.__version__}",
+        f"pandas=={pd.__version__}",
+    ]
 
 
 def _png_to_array(png: bytes) -> np.ndarray:

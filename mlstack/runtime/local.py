@@ -69,7 +69,9 @@ class ProcessManager:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with self.log_file(service.name).open("ab") as out:
-            out.write(f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(service.command)}\n".encode())
+            out.write(
+                f"\n--- start {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(service.command)}\n".encode()
+            )
             out.flush()
             proc = subprocess.Popen(
                 service.command,
@@ -136,7 +138,8 @@ class LocalRuntime:
         parsed = urlparse(config.mlflow.tracking_uri)
         if parsed.hostname not in {"127.0.0.1", "localhost"}:
             raise RuntimeError_(
-                f"the local runtime runs MLflow itself on 127.0.0.1; tracking_uri is {config.mlflow.tracking_uri}"
+                "the local runtime runs MLflow itself on 127.0.0.1; "
+                f"tracking_uri is {config.mlflow.tracking_uri}"
             )
         return parsed.port or 80
 
@@ -148,13 +151,23 @@ class LocalRuntime:
         return Service(
             "mlflow",
             [
-                sys.executable, "-m", "mlflow", "server",
-                "--backend-store-uri", f"sqlite:///{state / 'mlflow.db'}",
-                "--artifacts-destination", str(state / "mlartifacts"),
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{state / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(state / "mlartifacts"),
                 "--serve-artifacts",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--workers", "1",
-                "--expose-prometheus", str(metrics_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--expose-prometheus",
+                str(metrics_dir),
             ],
             f"http://127.0.0.1:{port}/health",
         )
@@ -172,20 +185,46 @@ class LocalRuntime:
         services = []
         s = config.services
         if importlib.util.find_spec("mlstack_api") and (REPO_ROOT / "api/mlstack_api/main.py").exists():
-            services.append(Service(
-                "api",
-                [sys.executable, "-m", "uvicorn", "mlstack_api.main:app", "--host", "127.0.0.1",
-                 "--port", str(s.api_port), "--workers", str(config.api.workers), "--no-access-log"],
-                f"http://127.0.0.1:{s.api_port}/readyz",
-                env=self._service_env(config),
-            ))
-        if importlib.util.find_spec("mlstack_exporter") and (REPO_ROOT / "exporter/mlstack_exporter/__main__.py").exists():
-            services.append(Service(
-                "exporter",
-                [sys.executable, "-m", "mlstack_exporter", "--host", "127.0.0.1", "--port", str(s.exporter_port)],
-                f"http://127.0.0.1:{s.exporter_port}/healthz",
-                env=self._service_env(config),
-            ))
+            services.append(
+                Service(
+                    "api",
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "mlstack_api.main:app",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(s.api_port),
+                        "--workers",
+                        str(config.api.workers),
+                        "--no-access-log",
+                    ],
+                    f"http://127.0.0.1:{s.api_port}/readyz",
+                    env=self._service_env(config),
+                )
+            )
+        if (
+            importlib.util.find_spec("mlstack_exporter")
+            and (REPO_ROOT / "exporter/mlstack_exporter/__main__.py").exists()
+        ):
+            services.append(
+                Service(
+                    "exporter",
+                    [
+                        sys.executable,
+                        "-m",
+                        "mlstack_exporter",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(s.exporter_port),
+                    ],
+                    f"http://127.0.0.1:{s.exporter_port}/healthz",
+                    env=self._service_env(config),
+                )
+            )
         return services
 
     def monitoring_services(self, config: Config) -> list[Service]:
@@ -194,8 +233,10 @@ class LocalRuntime:
         alertmanager = shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
         missing = [n for n, p in (("prometheus", prometheus), ("alertmanager", alertmanager)) if not p]
         if missing:
-            print(f"note: {', '.join(missing)} not on PATH: the local runtime runs without it "
-                  "(install Debian's prometheus / prometheus-alertmanager to get alerts locally)")
+            print(
+                f"note: {', '.join(missing)} not on PATH: the local runtime runs without it "
+                "(install Debian's prometheus / prometheus-alertmanager to get alerts locally)"
+            )
         if not prometheus and not alertmanager:
             return []
         out_dir = config.state_dir / "monitoring"
@@ -209,22 +250,33 @@ class LocalRuntime:
         s = config.services
         services = []
         if prometheus:
-            services.append(Service(
-                "prometheus",
-                [prometheus, f"--config.file={rendered.prometheus_config}",
-                 f"--storage.tsdb.path={config.state_dir / 'prometheus-data'}",
-                 f"--web.listen-address=127.0.0.1:{s.prometheus_port}", "--web.enable-lifecycle"],
-                f"http://127.0.0.1:{s.prometheus_port}/-/ready",
-            ))
+            services.append(
+                Service(
+                    "prometheus",
+                    [
+                        prometheus,
+                        f"--config.file={rendered.prometheus_config}",
+                        f"--storage.tsdb.path={config.state_dir / 'prometheus-data'}",
+                        f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
+                        "--web.enable-lifecycle",
+                    ],
+                    f"http://127.0.0.1:{s.prometheus_port}/-/ready",
+                )
+            )
         if alertmanager:
-            services.append(Service(
-                "alertmanager",
-                [alertmanager, f"--config.file={rendered.alertmanager_config}",
-                 f"--storage.path={config.state_dir / 'alertmanager-data'}",
-                 f"--web.listen-address=127.0.0.1:{s.alertmanager_port}",
-                 "--cluster.listen-address="],
-                f"http://127.0.0.1:{s.alertmanager_port}/-/healthy",
-            ))
+            services.append(
+                Service(
+                    "alertmanager",
+                    [
+                        alertmanager,
+                        f"--config.file={rendered.alertmanager_config}",
+                        f"--storage.path={config.state_dir / 'alertmanager-data'}",
+                        f"--web.listen-address=127.0.0.1:{s.alertmanager_port}",
+                        "--cluster.listen-address=",
+                    ],
+                    f"http://127.0.0.1:{s.alertmanager_port}/-/healthy",
+                )
+            )
         return services
 
     # -- Runtime protocol ----------------------------------------------------------------------
@@ -293,9 +345,15 @@ class LocalRuntime:
     def service_urls(self, config: Config) -> dict[str, str]:
         s = config.services
         urls = {"mlflow": config.mlflow.tracking_uri}
-        names = {svc.name for svc in self.app_services(config)} | {svc.name for svc in self.monitoring_services(config)}
-        ports = {"api": s.api_port, "exporter": s.exporter_port, "prometheus": s.prometheus_port,
-                 "alertmanager": s.alertmanager_port}
+        names = {svc.name for svc in self.app_services(config)} | {
+            svc.name for svc in self.monitoring_services(config)
+        }
+        ports = {
+            "api": s.api_port,
+            "exporter": s.exporter_port,
+            "prometheus": s.prometheus_port,
+            "alertmanager": s.alertmanager_port,
+        }
         urls.update({n: f"http://127.0.0.1:{p}" for n, p in ports.items() if n in names})
         return urls
 

@@ -23,7 +23,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
         try:
             if predicate():
                 return
-        except Exception:  # noqa: S110 - the service may not be up yet
+        except Exception:  # the service may not be up yet
             pass
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
