@@ -29,10 +29,10 @@ def _drift_metrics(share: float) -> str:
 def test_drift_alert_reaches_the_retrain_webhook_with_the_token(tmp_path: Path) -> None:
     """Rendered config (drift threshold lowered to 0.2, held 3 s), real binaries, a webhook sink.
 
-    The exporter's drift gauges come from a tiny static endpoint in this test, not the real exporter:
-    the point is the Prometheus -> Alertmanager -> webhook path and the rendered configs, and a
-    static endpoint lets the test move the drift share across the threshold on demand. The real
-    exporter's metrics are exercised by the dashboard test (test_monitoring_live.py).
+    The drift gauges come from a tiny static endpoint in this test, not the real exporter, so the
+    test can hold the share below the threshold (no alert) and then move it across on demand, in
+    seconds. The same path fed by the real exporter's Evidently reading is
+    test_monitoring_live.py::test_real_drift_reaches_the_retrain_webhook.
     """
     token = secrets.token_urlsafe(24)
     prom_port, am_port = free_port(), free_port()

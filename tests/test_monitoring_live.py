@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from mlstack.config import Config
+from mlstack.config import Config, load_config
 from mlstack.data import load_base_dataset
-from mlstack.monitoring import CLIENT_ERROR_RATIO, render_monitoring
+from mlstack.monitoring import CLIENT_ERROR_RATIO, VERSION_REQUEST_RATE, render_monitoring
 from mlstack.pipeline import Options, Pipeline
 from tests.support.net import free_port, wait_until
 from tests.support.pipeline import NoServicesRuntime, isolated_config, run_training
@@ -23,11 +25,14 @@ from tests.support.prom import (
     PanelQuery,
     PrometheusAPI,
     ServiceProcess,
+    WebhookSink,
     annotation_queries,
     load_dashboards,
     panel_queries,
+    run_alertmanager,
     run_prometheus,
     run_service,
+    webhook_sink,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -41,6 +46,7 @@ SERVICE_OVERRIDES = {
 }
 BATCH_SIZES = (1, 3, 10, 25)
 FEEDBACK_COUNT = 40
+DRIFT_FACTOR = 1.8
 
 
 def _service_env(config: Config, tracking_uri: str) -> dict[str, str]:
@@ -91,9 +97,8 @@ def _start_stack(stack: ExitStack, tmp: Path) -> tuple[Config, dict[str, Service
             timeout=180,
         )
     )
-    config = isolated_config(
-        mlflow_url, tmp / "state", **{"prediction_store.url": f"sqlite:///{tmp / 'pred.db'}"}
-    )
+    store = {"prediction_store.url": f"sqlite:///{tmp / 'pred.db'}"}
+    config = isolated_config(mlflow_url, tmp / "state", None, **store)
     state = run_training(config)
     assert state.promoted, state.results
     # The real pipeline's record of a run, so the exporter has a "last pipeline run" to show.
@@ -144,9 +149,13 @@ def _start_stack(stack: ExitStack, tmp: Path) -> tuple[Config, dict[str, Service
 
 
 def _send_traffic(config: Config, api_url: str) -> int:
-    """Predictions in several batch sizes, one rejected request, and feedback; returns instances sent."""
+    """Drifted predictions in several batch sizes, rejected requests, and feedback; returns instances sent.
+
+    Every feature is scaled by DRIFT_FACTOR, so the real exporter's Evidently check finds most features
+    drifted against the champion's reference and DataDriftDetected fires at the default threshold.
+    """
     dataset = load_base_dataset(config.data)
-    rows = dataset.features.to_dict(orient="records")
+    rows = (dataset.features * DRIFT_FACTOR).to_dict(orient="records")
     labels = dataset.target.astype(int).tolist()
     sent, ids = 0, []
     session = requests.Session()
@@ -176,38 +185,55 @@ def _empty(api: PrometheusAPI, queries: list[PanelQuery]) -> list[str]:
     return [q.where for q in queries if not api.query(q.resolved())]
 
 
-@pytest.fixture
-def live_stack(tmp_path: Path) -> Iterator[tuple[PrometheusAPI, dict[str, ServiceProcess], Path]]:
+@dataclass
+class LiveStack:
+    """Prometheus and Alertmanager over the real MLflow, predictor and exporter, after traffic."""
+
+    prometheus: PrometheusAPI
+    services: dict[str, ServiceProcess]
+    recording_rules: Path
+    sink: WebhookSink
+    token: str
+
+
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    tmp = tmp_path_factory.mktemp("live-monitoring")
+    token = secrets.token_urlsafe(24)
     with ExitStack() as stack:
-        config, services = _start_stack(stack, tmp_path)
-        prom_port = free_port()
+        config, services = _start_stack(stack, tmp)
+        sink = stack.enter_context(webhook_sink())
+        prom_port, am_port = free_port(), free_port()
+        # Scrape and evaluate every second; drift must hold 3 s. Every other threshold is mlstack.yaml's.
+        monitoring = config.monitoring.model_copy(update={"scrape_interval_s": 1, "drift_for_minutes": 0.05})
         rendered = render_monitoring(
-            config.model_copy(
-                update={"monitoring": config.monitoring.model_copy(update={"scrape_interval_s": 1})}
-            ),
+            config.model_copy(update={"monitoring": monitoring}),
             "local",
-            tmp_path / "monitoring",
+            tmp / "monitoring",
             targets={
                 **{name: svc.url.removeprefix("http://") for name, svc in services.items()},
                 "prometheus": f"127.0.0.1:{prom_port}",
-                "alertmanager": f"127.0.0.1:{free_port()}",  # not started: TargetDown gives ALERTS content
+                "alertmanager": f"127.0.0.1:{am_port}",
             },
-            webhook_token="",
+            webhook_url=f"{sink.url}/alertmanager",
+            webhook_token=token,
         )
-        prom = stack.enter_context(run_prometheus(rendered.prometheus_config, tmp_path / "prom", prom_port))
+        stack.enter_context(run_alertmanager(rendered.alertmanager_config, tmp / "am", am_port))
+        prom = stack.enter_context(run_prometheus(rendered.prometheus_config, tmp / "prom", prom_port))
+        api = PrometheusAPI(prom.url)
+        # Traffic only once Prometheus has scraped the predictor: counters must be seen rising.
+        api.wait_for_series('up{service="api"} == 1', timeout=60)
         _send_traffic(config, services["api"].url)
-        yield PrometheusAPI(prom.url), services, rendered.recording_rules
+        yield LiveStack(api, services, rendered.recording_rules, sink, token)
 
 
-def test_every_panel_query_and_recording_rule_returns_series(
-    live_stack: tuple[PrometheusAPI, dict[str, ServiceProcess], Path],
-) -> None:
-    api, services, recording_file = live_stack
+def test_every_panel_query_and_recording_rule_returns_series(live_stack: LiveStack) -> None:
+    api, services = live_stack.prometheus, live_stack.services
     dashboards = load_dashboards()
     queries = panel_queries(dashboards)
     recorded = [
         PanelQuery("recording rules", rule["record"], "record", rule["record"])
-        for group in yaml.safe_load(recording_file.read_text())["groups"]
+        for group in yaml.safe_load(live_stack.recording_rules.read_text())["groups"]
         for rule in group["rules"]
     ]
     assert len(queries) >= 30 and len(recorded) >= 10
@@ -229,10 +255,7 @@ def test_every_panel_query_and_recording_rule_returns_series(
         api.query(annotation.resolved())
 
     health = api.targets_up()
-    assert {k: health[k] for k in ("api", "exporter", "mlflow", "prometheus")} == dict.fromkeys(
-        ("api", "exporter", "mlflow", "prometheus"), "up"
-    ), health
-    assert health["alertmanager"] == "down"
+    assert health == dict.fromkeys(("api", "exporter", "mlflow", "alertmanager", "prometheus"), "up")
     bad_rules = [
         (rule["name"], rule.get("lastError"))
         for group in api.rule_groups()
@@ -246,5 +269,22 @@ def test_every_panel_query_and_recording_rule_returns_series(
     served = api.query("mlops_model_info")
     assert served[0]["metric"]["version"] == champion[0]["value"][1]
     api.wait_for_series(f"max(mlops_live_labelled_count) == {FEEDBACK_COUNT}", timeout=30)
-    assert api.query(f"max_over_time({CLIENT_ERROR_RATIO}[5m]) > 0"), "the rejected request is a 4xx"
-    assert api.query('ALERTS{alertname="TargetDown", service="alertmanager"}')
+    api.wait_for_series(f"max_over_time({CLIENT_ERROR_RATIO}[5m]) > 0", timeout=10)
+    api.wait_for_series(f"max_over_time({VERSION_REQUEST_RATE}[5m]) > 0", timeout=10)
+
+
+def test_real_drift_reaches_the_retrain_webhook(live_stack: LiveStack) -> None:
+    """The real exporter's drift reading fires DataDriftDetected; Alertmanager posts it with the token."""
+    api = live_stack.prometheus
+    share = api.wait_for_series("mlops_drift_share_drifted_features", timeout=120)
+    threshold = load_config(environ={}).monitoring.drift_share_threshold
+    assert float(share[0]["value"][1]) >= threshold, f"traffic scaled by {DRIFT_FACTOR} should drift"
+    api.wait_for_series('ALERTS{alertname="DataDriftDetected", alertstate="firing"}', timeout=60)
+    delivery = live_stack.sink.wait(lambda d: d.payload.get("status") == "firing", timeout=90)
+    assert delivery.headers.get("Authorization") == f"Bearer {live_stack.token}"
+    (alert,) = delivery.payload["alerts"]
+    assert alert["labels"]["alertname"] == "DataDriftDetected"
+    assert alert["labels"]["ct_trigger"] == "drift"
+    assert alert["labels"]["service"] == "exporter"
+    # Nothing else was sent to the retrain receiver.
+    assert all(a["labels"].get("ct_trigger") for d in live_stack.sink.deliveries for a in d.payload["alerts"])
