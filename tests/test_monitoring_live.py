@@ -269,6 +269,8 @@ def test_every_panel_query_and_recording_rule_returns_series(live_stack: LiveSta
     served = api.query("mlops_model_info")
     assert served[0]["metric"]["version"] == champion[0]["value"][1]
     api.wait_for_series(f"max(mlops_live_labelled_count) == {FEEDBACK_COUNT}", timeout=30)
+    # LiveAccuracyBelowFloor joins the exporter's reading to the served model on (model, version).
+    assert api.query("mlops_live_accuracy and on (model, version) mlops_model_info")
     api.wait_for_series(f"max_over_time({CLIENT_ERROR_RATIO}[5m]) > 0", timeout=10)
     api.wait_for_series(f"max_over_time({VERSION_REQUEST_RATE}[5m]) > 0", timeout=10)
 

@@ -71,9 +71,6 @@ def run_service(
                 process.wait(timeout=10)
 
 
-_run = run_service  # the original private name, used by tests/support/exporter.py
-
-
 @contextmanager
 def run_prometheus(config_file: Path, data_dir: Path, port: int | None = None) -> Iterator[ServiceProcess]:
     """Start Prometheus on 127.0.0.1 with `config_file`; stop it on exit."""
