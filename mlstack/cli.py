@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from mlstack.config import REPO_ROOT, Config, load_config, parse_set_options, select_candidates
+from mlstack.ct_cli import ct_app, simulate_app, trigger_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 registry_app = typer.Typer(no_args_is_help=True, help="The alias timeline and rollback.")
@@ -20,6 +21,9 @@ render_app = typer.Typer(no_args_is_help=True, help="Render configuration from m
 app.add_typer(registry_app, name="registry")
 app.add_typer(services_app, name="services")
 app.add_typer(render_app, name="render")
+app.add_typer(trigger_app, name="trigger")
+app.add_typer(ct_app, name="ct")
+app.add_typer(simulate_app, name="simulate")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (default: mlstack.yaml).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: key.sub=value.")]
