@@ -163,7 +163,7 @@ class PredictionLogWriter:
                 if not self._schema_ready:
                     self.store.create_schema()
                     self._schema_ready = True
-                self._written += self.store.insert_predictions(self._batch)
+                self._written += self.store.append_predictions(self._batch)
                 break
             except Exception as exc:  # any DB error: keep the records and retry
                 self._write_errors += 1

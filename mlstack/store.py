@@ -33,6 +33,19 @@ feedback = sa.Table(
 )
 
 
+_PREDICTION_COLUMNS = tuple(column.name for column in predictions.columns)
+#: 7 columns x 500 rows stays far below SQLite's limit of 32766 bound parameters per statement.
+SQLITE_ROWS_PER_STATEMENT = 500
+
+
+def _sqlite_insert_ignore(rows: int) -> str:
+    placeholders = "(" + ",".join("?" * len(_PREDICTION_COLUMNS)) + ")"
+    return (
+        f"INSERT OR IGNORE INTO predictions ({','.join(_PREDICTION_COLUMNS)}) "
+        f"VALUES {','.join([placeholders] * rows)}"
+    )
+
+
 @dataclass(frozen=True)
 class PredictionRecord:
     """One served prediction, as the predictor logs it."""
@@ -97,6 +110,25 @@ class PredictionStore:
             if fresh:
                 conn.execute(predictions.insert(), fresh)
         return len(fresh)
+
+    def append_predictions(self, records: Sequence[PredictionRecord]) -> int:
+        """Like `insert_predictions`, but SQLite gets one multi-row INSERT per chunk, not one per row.
+
+        The predictor's log writer thread uses this. The sqlite3 module releases and re-takes the
+        GIL on every statement step; per-row steps make the writer thread stall the event loop
+        hundreds of times per batch (the convoy effect), one step per chunk does not.
+        """
+        if not records or self.engine.dialect.name != "sqlite":
+            return self.insert_predictions(records)
+        rows = [r.as_row() for r in records]
+        written = 0
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+                chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+                params = tuple(row[column] for row in chunk for column in _PREDICTION_COLUMNS)
+                result = conn.exec_driver_sql(_sqlite_insert_ignore(len(chunk)), params)
+                written += max(result.rowcount, 0)
+        return written
 
     def add_feedback(self, prediction_id: str, true_label: int, ts: float) -> bool:
         """Record ground truth for a logged prediction; False when the prediction is unknown."""
