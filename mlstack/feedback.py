@@ -15,7 +15,7 @@ from mlstack.store import PredictionStore
 log = logging.getLogger(__name__)
 
 
-def _store_exists(url: str) -> bool:
+def store_exists(url: str) -> bool:
     return not url.startswith("sqlite:///") or Path(url.removeprefix("sqlite:///")).exists()
 
 
@@ -28,7 +28,7 @@ def champion_trained_at(config: Config) -> float | None:
 def labelled_feedback(config: Config, feature_names: list[str]) -> pd.DataFrame:
     """Every labelled prediction in the store: feature columns, `true_label`, `feedback_ts`."""
     url = config.prediction_store_url
-    if not _store_exists(url):
+    if not store_exists(url):
         return pd.DataFrame(columns=[*feature_names, "true_label", "feedback_ts"])
     store = PredictionStore(url)
     try:
