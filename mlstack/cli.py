@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -200,103 +202,76 @@ def _print_summary(pipeline: Any, config: Config, seconds: float) -> None:
     typer.echo("=" * 78)
 
 
+def _option(annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter("_", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+# The options every pipeline command takes: one list, so `run`, `stage` and the Jenkins contract agree.
+PIPELINE_OPTIONS: dict[str, inspect.Parameter] = {
+    "config": _option(ConfigOpt, None),
+    "set_": _option(SetOpt, None),
+    "runtime": _option(RuntimeOpt, "local"),
+    "tracking_uri": _option(Annotated[str | None, typer.Option(help="MLflow tracking URI.")], None),
+    "experiment": _option(Annotated[str | None, typer.Option(help="Experiment name.")], None),
+    "model_name": _option(Annotated[str | None, typer.Option(help="Registered model name.")], None),
+    "models": _option(
+        Annotated[str | None, typer.Option(help="Candidates to train, comma-separated (default: all).")], None
+    ),
+    "primary_metric": _option(Annotated[str | None, typer.Option(help="Primary metric.")], None),
+    "floor": _option(Annotated[float | None, typer.Option(help="Gate floor.")], None),
+    "min_improvement": _option(Annotated[float | None, typer.Option(help="Gate minimum improvement.")], None),
+    "force": _option(Annotated[bool, typer.Option(help="Promote regardless of the gate (audited).")], False),
+    "trigger": _option(
+        Annotated[str, typer.Option(help="manual | push | schedule | drift | accuracy")], "manual"
+    ),
+    "require_approval": _option(
+        Annotated[bool | None, typer.Option(help="Quarantine: wait for approval.")], None
+    ),
+    "build_id": _option(Annotated[str | None, typer.Option(help="Pipeline id (Jenkins BUILD_TAG).")], None),
+    "skip_training": _option(Annotated[bool, typer.Option(help="Redeploy only.")], False),
+    "rollback_to": _option(
+        Annotated[str | None, typer.Option(help="Roll the champion back to this version.")], None
+    ),
+    "approve": _option(Annotated[bool, typer.Option(help="Approval given (Jenkins input step).")], False),
+    "dry_run": _option(
+        Annotated[bool, typer.Option(help="Validate arguments and print the plan only.")], False
+    ),
+}
+
+
+def with_pipeline_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the pipeline options: its `**options` become PIPELINE_OPTIONS in its signature."""
+    signature = inspect.signature(fn)
+    kept = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    extra = [param.replace(name=name) for name, param in PIPELINE_OPTIONS.items()]
+    fn.__signature__ = signature.replace(parameters=[*kept, *extra])  # type: ignore[attr-defined]
+    return fn
+
+
+def _run_pipeline(stage_names: list[str], run_all: bool, options: dict[str, Any]) -> None:
+    options = dict(options)
+    _pipeline_command(
+        stage_names, run_all=run_all, config_path=options.pop("config"), sets=options.pop("set_"), **options
+    )
+
+
 @app.command()
-def run(
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    runtime: RuntimeOpt = "local",
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
-    experiment: Annotated[str | None, typer.Option(help="Experiment name.")] = None,
-    model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    models: Annotated[
-        str | None, typer.Option(help="Candidates to train, comma-separated (default: all).")
-    ] = None,
-    primary_metric: Annotated[str | None, typer.Option(help="Primary metric.")] = None,
-    floor: Annotated[float | None, typer.Option(help="Gate floor.")] = None,
-    min_improvement: Annotated[float | None, typer.Option(help="Gate minimum improvement.")] = None,
-    force: Annotated[bool, typer.Option(help="Promote regardless of the gate (audited).")] = False,
-    trigger: Annotated[str, typer.Option(help="manual | push | schedule | drift | accuracy")] = "manual",
-    require_approval: Annotated[bool | None, typer.Option(help="Quarantine: wait for approval.")] = None,
-    build_id: Annotated[str | None, typer.Option(help="Pipeline id (Jenkins BUILD_TAG).")] = None,
-    skip_training: Annotated[bool, typer.Option(help="Redeploy only.")] = False,
-    rollback_to: Annotated[str | None, typer.Option(help="Roll the champion back to this version.")] = None,
-    approve: Annotated[bool, typer.Option(help="Approval given (Jenkins input step).")] = False,
-    dry_run: Annotated[bool, typer.Option(help="Validate arguments and print the plan only.")] = False,
-) -> None:
+@with_pipeline_options
+def run(**options: Any) -> None:
     """Run every stage in order."""
     from mlstack.pipeline import STAGES
 
-    _pipeline_command(
-        STAGES,
-        run_all=True,
-        config_path=config,
-        sets=set_,
-        runtime=runtime,
-        tracking_uri=tracking_uri,
-        experiment=experiment,
-        model_name=model_name,
-        models=models,
-        primary_metric=primary_metric,
-        floor=floor,
-        min_improvement=min_improvement,
-        force=force,
-        trigger=trigger,
-        require_approval=require_approval,
-        build_id=build_id,
-        skip_training=skip_training,
-        rollback_to=rollback_to,
-        approve=approve,
-        dry_run=dry_run,
-    )
+    _run_pipeline(STAGES, True, options)
 
 
 @app.command()
+@with_pipeline_options
 def stage(
     names: Annotated[list[str], typer.Argument(help="Stage name(s), run in pipeline order.")],
-    config: ConfigOpt = None,
-    set_: SetOpt = None,
-    runtime: RuntimeOpt = "local",
-    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
-    experiment: Annotated[str | None, typer.Option(help="Experiment name.")] = None,
-    model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
-    models: Annotated[
-        str | None, typer.Option(help="Candidates to train, comma-separated (default: all).")
-    ] = None,
-    primary_metric: Annotated[str | None, typer.Option(help="Primary metric.")] = None,
-    floor: Annotated[float | None, typer.Option(help="Gate floor.")] = None,
-    min_improvement: Annotated[float | None, typer.Option(help="Gate minimum improvement.")] = None,
-    force: Annotated[bool, typer.Option(help="Promote regardless of the gate (audited).")] = False,
-    trigger: Annotated[str, typer.Option(help="manual | push | schedule | drift | accuracy")] = "manual",
-    require_approval: Annotated[bool | None, typer.Option(help="Quarantine: wait for approval.")] = None,
-    build_id: Annotated[str | None, typer.Option(help="Pipeline id (Jenkins BUILD_TAG).")] = None,
-    skip_training: Annotated[bool, typer.Option(help="Redeploy only.")] = False,
-    rollback_to: Annotated[str | None, typer.Option(help="Roll the champion back to this version.")] = None,
-    approve: Annotated[bool, typer.Option(help="Approval given (Jenkins input step).")] = False,
-    dry_run: Annotated[bool, typer.Option(help="Validate arguments and print the plan only.")] = False,
+    **options: Any,
 ) -> None:
     """Run the named stage(s) of the pipeline."""
-    _pipeline_command(
-        names,
-        run_all=False,
-        config_path=config,
-        sets=set_,
-        runtime=runtime,
-        tracking_uri=tracking_uri,
-        experiment=experiment,
-        model_name=model_name,
-        models=models,
-        primary_metric=primary_metric,
-        floor=floor,
-        min_improvement=min_improvement,
-        force=force,
-        trigger=trigger,
-        require_approval=require_approval,
-        build_id=build_id,
-        skip_training=skip_training,
-        rollback_to=rollback_to,
-        approve=approve,
-        dry_run=dry_run,
-    )
+    _run_pipeline(names, False, options)
 
 
 ModelNameOpt = Annotated[str | None, typer.Option(help="Registered model name.")]
@@ -463,7 +438,9 @@ def render_monitoring(
     if target not in ("local", "compose"):
         raise typer.BadParameter(f"{target!r}: local | compose", param_hint="--target")
     cfg = _build_config(config, set_)
-    rendered = monitoring.render_monitoring(cfg, "local" if target == "local" else "compose", out or REPO_ROOT)
+    rendered = monitoring.render_monitoring(
+        cfg, "local" if target == "local" else "compose", out or REPO_ROOT
+    )
     for path in rendered.all:
         typer.echo(f"wrote {path}")
 

@@ -197,7 +197,10 @@ def train_candidate(
         mlflow.log_dict(dataset.composition, "dataset_composition.json")
         mlflow.log_text(
             classification_report(
-                split.y_test, predicted, target_names=[schema.class_name(c.label) for c in schema.classes]
+                split.y_test,
+                predicted,
+                target_names=[schema.class_name(c.label) for c in schema.classes],
+                zero_division=0,
             ),
             "classification_report.txt",
         )
