@@ -343,3 +343,8 @@ def test_graceful_stop_flushes_every_prediction_to_the_store(
         assert store.prediction_ids() == set(ids) and len(ids) == 60
     finally:
         store.dispose()
+
+
+def test_more_than_one_worker_is_refused(tmp_path: Path, served_model: ServedModel) -> None:
+    with pytest.raises(ValueError, match="one worker process per instance"):
+        create_app(unit_config(tmp_path, **{"api.workers": 2}), model=served_model)
