@@ -56,12 +56,29 @@ def test_predicted_class_drift_is_reported_separately(wine: pd.DataFrame) -> Non
     assert not result.dataset_drift  # features unchanged: the share counts features only
 
 
-def test_reference_is_sampled_down(wine: pd.DataFrame) -> None:
+def test_large_frames_are_sampled_down(wine: pd.DataFrame) -> None:
     features = [c for c in wine.columns if c != "prediction"]
     result = compute_drift(
-        _sample(wine, 3000, 1), _sample(wine, 200, 2), features, 0.5, max_reference_rows=800
+        _sample(wine, 3000, 1),
+        _sample(wine, 5000, 2),
+        features,
+        0.5,
+        max_reference_rows=800,
+        max_current_rows=2000,
     )
     assert result.reference_rows == 800
+    assert result.current_rows == 5000 and result.sampled_current_rows == 2000
+
+
+def test_preset_gives_the_same_verdicts(wine: pd.DataFrame) -> None:
+    features = [c for c in wine.columns if c != "prediction"]
+    current = _sample(wine, 600, 3)
+    current["alcohol"] += 3 * wine["alcohol"].std()
+    fast = compute_drift(_sample(wine, 300, 1), current, features, threshold=0.05)
+    full = compute_drift(_sample(wine, 300, 1), current, features, threshold=0.05, preset=True)
+    assert fast.features == full.features
+    assert fast.prediction == full.prediction
+    assert (fast.dataset_drift, fast.share_drifted) == (full.dataset_drift, full.share_drifted)
 
 
 @pytest.mark.parametrize(
