@@ -47,13 +47,13 @@ BATCH_QUANTILES: tuple[float, ...] = (0.5, 0.99)
 # The routes whose latency is alerted on (inference, not /metrics or health probes).
 SERVING_ROUTE_RE = ".*predict.*"
 
-# Alert names; CT alerts carry `ct_trigger`, which routes them to the retrain webhook.
+# Routing: alerts carrying `ct_trigger` go to the retrain webhook, the rest to a null receiver.
 CT_LABEL = "ct_trigger"
 RETRAIN_RECEIVER = "retrain-webhook"
 DEFAULT_RECEIVER = "default"
 
 # How long a condition must hold before an alert fires, for alerts whose hold time is not a
-# config threshold. The CT alerts hold for `monitoring.drift_for_minutes` (drift) or ACCURACY_FOR.
+# config threshold. Drift holds for `monitoring.drift_for_minutes` instead.
 TARGET_DOWN_FOR_S = 60
 LATENCY_FOR_S = 300
 ERROR_RATIO_FOR_S = 300
@@ -799,12 +799,15 @@ def render_monitoring(
     token_path: Path | None = None
     if target == "local":
         token = webhook_token if webhook_token is not None else os.environ.get(TOKEN_ENV, "")
+        candidate = out / "alertmanager" / LOCAL_TOKEN_FILENAME
         if token:
-            token_path = out / "alertmanager" / LOCAL_TOKEN_FILENAME
+            token_path = candidate
             token_path.parent.mkdir(parents=True, exist_ok=True)
             token_path.touch(mode=0o600)
             token_path.chmod(0o600)
             token_path.write_text(token)
+        else:
+            candidate.unlink(missing_ok=True)  # no token now: leave no old secret behind
     elif webhook_token is not None:
         raise ValueError("webhook_token applies to the local target; compose reads a Docker secret")
     ends = endpoints(

@@ -169,8 +169,9 @@ def test_local_token_defaults_to_env_and_is_optional(tmp_path: Path, monkeypatch
     with_token = render_monitoring(_config(), "local", tmp_path / "a")
     assert with_token.token_file is not None and with_token.token_file.read_text() == "from-env"
     monkeypatch.delenv("MLSTACK_WEBHOOK_TOKEN")
-    without = render_monitoring(_config(), "local", tmp_path / "b")
+    without = render_monitoring(_config(), "local", tmp_path / "a")
     assert without.token_file is None
+    assert not (tmp_path / "a/alertmanager/webhook_token").exists(), "the old token file was left behind"
     hook = _load(without.alertmanager_config)["receivers"][1]["webhook_configs"][0]
     assert "http_config" not in hook
 
