@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.config import Config, load_config
+from mlstack.config import REPO_ROOT, Config, load_config
 from mlstack.runtime.base import Runtime, RuntimeError_
 from mlstack.runtime.compose import (
     EXCLUDE_ENV,
@@ -118,3 +118,12 @@ def test_missing_secrets_reads_the_env_file_and_the_environment(tmp_path: Path) 
     # As in compose, a variable set but empty in the environment wins over the file.
     write_env_file(env_file)
     assert missing_secrets(env_file, environ={"POSTGRES_PASSWORD": ""}) == ["POSTGRES_PASSWORD"]
+
+
+def test_project_dir_follows_the_jenkins_mount(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLSTACK_COMPOSE_PROJECT_DIR", raising=False)
+    assert ComposeRuntime(config).project_dir == REPO_ROOT
+    monkeypatch.setenv("MLSTACK_COMPOSE_PROJECT_DIR", "/srv/mlstack")
+    runtime = ComposeRuntime(config)
+    assert runtime.project_dir == Path("/srv/mlstack")
+    assert "/srv/mlstack/docker-compose.yaml" in runtime.compose_args()

@@ -25,6 +25,8 @@ PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 EXCLUDE_ENV = "MLSTACK_COMPOSE_EXCLUDE"
+# Set in the Jenkins container: the repository mounted at its host path, so bind mounts resolve there.
+PROJECT_DIR_ENV = "MLSTACK_COMPOSE_PROJECT_DIR"
 
 # Secrets docker-compose.yaml requires (`${VAR:?...}`): compose refuses to start without any of them.
 REQUIRED_SECRETS: tuple[str, ...] = (
@@ -131,7 +133,7 @@ class ComposeRuntime:
         config: Config,
         *,
         project_name: str | None = None,
-        project_dir: Path = REPO_ROOT,
+        project_dir: Path | None = None,
         env_file: Path | None = None,
         exclude: Sequence[str] | None = None,
         extra_env: Mapping[str, str] | None = None,
@@ -139,13 +141,14 @@ class ComposeRuntime:
         """Args:
         config: the effective config (host ports come from `services.*_port`).
         project_name: compose project; default $COMPOSE_PROJECT_NAME or "mlstack".
-        project_dir: directory holding docker-compose.yaml (and .env).
+        project_dir: directory holding docker-compose.yaml (and .env); default $MLSTACK_COMPOSE_PROJECT_DIR
+            or the repository root.
         env_file: secrets file for compose (default: compose reads project_dir/.env).
         exclude: optional services to leave out; default from $MLSTACK_COMPOSE_EXCLUDE (e.g. grafana).
         extra_env: more variables for the compose CLI (tests).
         """
         self.project_name = project_name or os.environ.get("COMPOSE_PROJECT_NAME") or DEFAULT_PROJECT
-        self.project_dir = project_dir
+        self.project_dir = project_dir or Path(os.environ.get(PROJECT_DIR_ENV) or REPO_ROOT)
         self.env_file = env_file
         if exclude is None:
             exclude = [n.strip() for n in os.environ.get(EXCLUDE_ENV, "").split(",") if n.strip()]
