@@ -787,7 +787,8 @@ def render_monitoring(
         target: `compose` (service names) or `local` (127.0.0.1 and `config.services` ports).
         out_dir: gets `prometheus/...` and `alertmanager/alertmanager.yml`.
         targets: service -> host:port overrides (tests use free ports).
-        webhook_url: where Alertmanager posts CT alerts, instead of the target's default.
+        webhook_url: where Alertmanager posts CT alerts; defaults to $MLSTACK_WEBHOOK_URL, else the
+            target's default (Alertmanager does not expand env vars, so the URL is fixed at render time).
         webhook_token: local target only; defaults to $MLSTACK_WEBHOOK_TOKEN. Written to
             `alertmanager/webhook_token` (mode 0600) and sent as `Authorization: Bearer`.
             The compose target always reads the Docker secret at COMPOSE_TOKEN_FILE.
@@ -814,7 +815,7 @@ def render_monitoring(
         config,
         target,
         targets=targets,
-        webhook_url=webhook_url,
+        webhook_url=webhook_url or os.environ.get(WEBHOOK_URL_ENV) or None,
         token_file=str(token_path.resolve()) if token_path else None,
     )
     prom = out / "prometheus"
@@ -840,8 +841,6 @@ def main_render(target: str, out_dir: str) -> None:
     """
     if target not in TARGETS:
         raise ValueError(f"unknown monitoring target {target!r}; use one of {', '.join(TARGETS)}")
-    rendered = render_monitoring(
-        load_config(), target, out_dir, webhook_url=os.environ.get(WEBHOOK_URL_ENV) or None
-    )
+    rendered = render_monitoring(load_config(), target, out_dir)
     for path in rendered.all:
         print(path)

@@ -23,6 +23,13 @@ COMMITTED = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _no_webhook_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's MLSTACK_WEBHOOK_* must not change what a render produces here."""
+    monkeypatch.delenv("MLSTACK_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("MLSTACK_WEBHOOK_TOKEN", raising=False)
+
+
 def _config(**overrides: Any) -> Config:
     # environ={} so a developer's MLSTACK__* variables cannot change what is compared.
     return load_config(environ={}, overrides={f"monitoring.{k}": v for k, v in overrides.items()})
@@ -204,6 +211,19 @@ def test_bad_render_arguments_are_rejected(tmp_path: Path) -> None:
         render_monitoring(_config(), "compose", tmp_path, webhook_token="x")
     with pytest.raises(ValueError, match="unknown monitoring target"):
         monitoring.main_render("nomad", str(tmp_path))
+
+
+def test_webhook_url_env_is_read_at_render_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLSTACK_WEBHOOK_URL", "http://ci.example.internal/generic-webhook-trigger/invoke")
+    am = _load(render_monitoring(_config(), "compose", tmp_path).alertmanager_config)
+    assert am["receivers"][1]["webhook_configs"][0]["url"] == (
+        "http://ci.example.internal/generic-webhook-trigger/invoke"
+    )
+    explicit = render_monitoring(_config(), "compose", tmp_path, webhook_url="http://127.0.0.1:1/x")
+    assert (
+        _load(explicit.alertmanager_config)["receivers"][1]["webhook_configs"][0]["url"]
+        == "http://127.0.0.1:1/x"
+    )
 
 
 def test_main_render_writes_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,6 +17,13 @@ PROM = REPO_ROOT / "prometheus"
 AM_CONFIG = REPO_ROOT / "alertmanager" / "alertmanager.yml"
 
 
+@pytest.fixture(autouse=True)
+def _no_webhook_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's MLSTACK_WEBHOOK_* must not change what a render produces here."""
+    monkeypatch.delenv("MLSTACK_WEBHOOK_URL", raising=False)
+    monkeypatch.delenv("MLSTACK_WEBHOOK_TOKEN", raising=False)
+
+
 def _run(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=cwd)
 
