@@ -155,6 +155,12 @@ def test_amtool_check_config() -> None:
     assert "2 receivers" in out
 
 
+def test_amtool_accepts_the_local_render_with_a_token_file(tmp_path: Path) -> None:
+    rendered = render_monitoring(load_config(environ={}), "local", tmp_path, webhook_token="t0ken")
+    _ok(_run(require_binary("amtool"), "check-config", str(rendered.alertmanager_config)))
+    _ok(_run(require_binary("promtool"), "check", "config", str(rendered.prometheus_config)))
+
+
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
