@@ -29,10 +29,18 @@ from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionStore
 from tests.support.net import free_port
 from tests.support.pipeline import isolated_config
+from tests.support.services import preserved_process_globals
 
 TOKEN = "unit-test-admin-token"
 MAX_BATCH = 5
 MAX_BODY = 2048
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_client() -> Iterator[None]:
+    # In-process apps repoint MLflow's global client and the GIL interval; other tests must not inherit that.
+    with preserved_process_globals():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,17 @@ from mlstack.store import PredictionStore
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import wait_until
 from tests.support.pipeline import TrainedRegistry, isolated_config, run_training
-from tests.support.services import ApiProcess, run_api, served_version
+from tests.support.services import ApiProcess, preserved_process_globals, run_api, served_version
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_client() -> Iterator[None]:
+    # In-process apps repoint MLflow's global client and the GIL interval; other tests must not inherit that.
+    with preserved_process_globals():
+        yield
+
 
 TOKEN = "integration-admin-token"
 FAST = {"api.reload_interval_s": 0.3, "prediction_store.flush_interval_s": 0.05}

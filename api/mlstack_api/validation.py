@@ -99,8 +99,8 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
         return schema.to_matrix(instances)  # NaN/infinity: let the schema name the feature
     too_large = np.abs(matrix) > FLOAT32_MAX
     if too_large.any():
-        row, col = (int(i) for i in np.argwhere(too_large)[0])
-        field = f"instances[{row}].{names[col]}"
+        index, col = (int(i) for i in np.argwhere(too_large)[0])
+        field = f"instances[{index}].{names[col]}"
         raise RequestError(422, f"{field}: magnitude must be at most {FLOAT32_MAX:.8g} (float32)", field)
     return matrix.astype(np.float32)
 

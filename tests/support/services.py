@@ -120,6 +120,27 @@ def _wait_up(api: ApiProcess, path: str, timeout: float) -> None:
     raise RuntimeError(f"api at {api.url}{path} not up after {timeout:.0f}s:\n{api.log_tail()}")
 
 
+@contextmanager
+def preserved_process_globals() -> Iterator[None]:
+    """Undo what an in-process app changes process-wide: MLflow client URI and env, GIL interval."""
+    from mlflow.tracking._tracking_service import utils
+    from mlstack_api.watcher import MLFLOW_CLIENT_ENV
+
+    saved_uri = utils._tracking_uri
+    saved_env = {key: os.environ.get(key) for key in MLFLOW_CLIENT_ENV}
+    saved_interval = sys.getswitchinterval()
+    try:
+        yield
+    finally:
+        utils._tracking_uri = saved_uri
+        sys.setswitchinterval(saved_interval)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def served_version(api_url: str) -> str | None:
     """The version the api reports in /version, or None while it is not ready."""
     response = requests.get(f"{api_url}/version", timeout=5)
