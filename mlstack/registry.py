@@ -40,7 +40,9 @@ def make_client(config: Config) -> MlflowClient:
 
 
 def actor() -> str:
-    """Who is acting: the Jenkins build, or the local user."""
+    """Who is acting: the approver Jenkins' input step names, the Jenkins build, or the local user."""
+    if os.environ.get("APPROVED_BY"):
+        return f"jenkins-approver:{os.environ['APPROVED_BY']}"
     if os.environ.get("BUILD_TAG"):
         return f"jenkins:{os.environ['BUILD_TAG']}"
     try:
