@@ -17,6 +17,7 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
 PREDICTION_COLUMN = "prediction"
+MAX_CURRENT_ROWS = 10_000  # larger windows are sampled: see compute_drift
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def compute_drift(
     threshold: float,
     *,
     max_reference_rows: int | None = 5_000,
-    max_current_rows: int | None = 10_000,
+    max_current_rows: int | None = MAX_CURRENT_ROWS,
     preset: bool = False,
     seed: int = 0,
 ) -> DriftResult:

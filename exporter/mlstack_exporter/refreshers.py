@@ -19,7 +19,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlstack.config import Config
-from mlstack.drift import PREDICTION_COLUMN, compute_drift, write_html_report, write_placeholder_report
+from mlstack.drift import (
+    MAX_CURRENT_ROWS,
+    PREDICTION_COLUMN,
+    compute_drift,
+    write_html_report,
+    write_placeholder_report,
+)
 from mlstack.registry import history
 from mlstack.store import PredictionStore
 from mlstack.train import REFERENCE_ARTIFACT
@@ -34,6 +40,7 @@ from mlstack_exporter.state import (
     VersionAccuracy,
     VersionInfo,
 )
+from mlstack_exporter.window import read_window
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +244,8 @@ class DriftRefresher:
                 "no_champion", 0, settings.drift_min_rows, None, None, None, None, time.time()
             )
         reference, ref_hash = self.reference(version)
-        window = self.store.latest_window(settings.drift_window)
-        rows = len(window)
+        window = read_window(self.store, settings.drift_window, MAX_CURRENT_ROWS)
+        rows = window.rows
         if rows < settings.drift_min_rows:
             write_placeholder_report(
                 self.report_path,
@@ -251,7 +258,8 @@ class DriftRefresher:
                 str(self.report_path), time.time(),
             )  # fmt: skip
         features = [c for c in reference.columns if c != PREDICTION_COLUMN]
-        result = compute_drift(reference, window, features, self.config.monitoring.drift_share_threshold)
+        threshold = self.config.monitoring.drift_share_threshold
+        result = compute_drift(reference, window.frame, features, threshold)
         write_html_report(result, self.report_path)
         return DriftSnapshot(
             "ok", rows, settings.drift_min_rows, version.version, ref_hash,
