@@ -103,7 +103,7 @@ def _pipeline_command(
     approve: bool,
     dry_run: bool,
 ) -> None:
-    from mlstack.pipeline import STAGES, Options, Pipeline, PipelineError, PipelineLocked, pipeline_lock
+    from mlstack.stages import STAGES
 
     if trigger not in TRIGGERS:
         raise typer.BadParameter(f"{trigger!r} is not one of {TRIGGERS}", param_hint="--trigger")
@@ -129,7 +129,6 @@ def _pipeline_command(
     if runtime not in {"local", "compose"}:
         raise typer.BadParameter(f"unknown runtime {runtime!r}: local | compose", param_hint="--runtime")
     rollback = rollback_to.strip() if rollback_to and rollback_to.strip() else None
-    options = Options(runtime, force, trigger, build_id or None, skip_training, rollback, approve)
     ordered = [s for s in STAGES if s in stage_names]
     if dry_run:
         typer.echo(f"dry run: stages {' -> '.join(ordered)}")
@@ -147,6 +146,10 @@ def _pipeline_command(
             f"min_improvement={config.gate.min_improvement} approval={config.gate.require_approval}"
         )
         return
+    from mlstack.pipeline import Options, Pipeline, PipelineError, PipelineLocked, pipeline_lock
+
+    options = Options(runtime, force, trigger, build_id or None, skip_training, rollback, approve)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.monotonic()
     pipeline = Pipeline(config, options, _runtime(runtime, config))
@@ -259,7 +262,7 @@ def _run_pipeline(stage_names: list[str], run_all: bool, options: dict[str, Any]
 @with_pipeline_options
 def run(**options: Any) -> None:
     """Run every stage in order."""
-    from mlstack.pipeline import STAGES
+    from mlstack.stages import STAGES
 
     _run_pipeline(STAGES, True, options)
 

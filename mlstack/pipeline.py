@@ -21,29 +21,17 @@ import requests
 
 from mlstack import registry
 from mlstack.config import REPO_ROOT, Config
+from mlstack.ct import retrain_policy
 from mlstack.data import Dataset, load_base_dataset, split
 from mlstack.gate import GateDecision, decide
 from mlstack.runtime.base import Runtime
 from mlstack.schema import FeatureSchema
+from mlstack.stages import STAGES
 from mlstack.train import CandidateResult, evaluate, train_all
 from mlstack.validation import ensure_valid
 
 log = logging.getLogger(__name__)
 
-STAGES: list[str] = [
-    "build",
-    "platform",
-    "validate-data",
-    "train",
-    "register",
-    "gate",
-    "approve",
-    "promote",
-    "deploy",
-    "healthcheck",
-    "smoke",
-    "drift-report",
-]
 TRAINING_STAGES = {"validate-data", "train", "register", "gate", "approve", "promote"}
 # Stages after which a failure rolls the champion back, if this pipeline moved it.
 POST_PROMOTE_STAGES = {"deploy", "healthcheck", "smoke"}
@@ -309,13 +297,11 @@ class Pipeline:
         report = ensure_valid(dataset, self.champion_schema())
         self.state.data_hash = dataset.content_hash()
         self.state.composition = dict(dataset.composition)
-        needs_new = self.state.trigger in self.config.ct.triggers_requiring_new_data
+        # The CT policy (cooldown, new data) is mlstack.ct's, shared with the local trigger.
         new_rows = int(str(dataset.composition.get("new_rows", 0)))
-        if needs_new and new_rows < self.config.data.min_new_labelled_rows:
-            self.state.skipped = (
-                f"insufficient new data: {new_rows} new labelled rows "
-                f"< {self.config.data.min_new_labelled_rows} required for a {self.state.trigger} retrain"
-            )
+        verdict = retrain_policy(self.config, self.state.trigger, new_rows, self.client)
+        if not verdict.allowed:
+            self.state.skipped = verdict.reason
             return f"skipped: {self.state.skipped}"
         return f"{report.rows} rows x {len(report.columns)} features valid (hash {self.state.data_hash})"
 
