@@ -23,6 +23,7 @@ import requests
 from mlflow import MlflowClient
 from mlstack_api.model import load_version
 from mlstack_api.watcher import configure_mlflow_client
+from sklearn.linear_model import LogisticRegression
 
 from mlstack.data import load_base_dataset, split
 from mlstack.registry import move_alias
@@ -154,6 +155,27 @@ def test_onnx_and_sklearn_agree_and_sklearn_is_the_fallback(
     with run_api(fallback_config, tmp_path / "fallback-api") as api:
         assert requests.get(f"{api.url}/version", timeout=5).json()["model"]["runtime"] == "sklearn"
         assert metric(api.url, "mlops_model_info", version=str(registered.version), runtime="sklearn") == 1
+
+        # A version that cannot be served (logged without the feature schema): the alias moves to it,
+        # the service counts the failure, says why, and keeps serving the last good version.
+        mlflow.set_experiment("api-tests")
+        with mlflow.start_run():
+            fitted = LogisticRegression(max_iter=500).fit(x_test, sklearn_p.argmax(axis=1))
+            logged = mlflow.sklearn.log_model(fitted, name="model", serialization_format="cloudpickle")
+        broken = mlflow.register_model(logged.model_uri, fallback)
+        client.set_registered_model_alias(fallback, "champion", broken.version)
+        wait_until(
+            lambda: metric(api.url, "mlops_model_reload_total", result="failure") >= 1,
+            timeout=30,
+            what="failed load counted",
+        )
+        info = requests.get(f"{api.url}/version", timeout=5).json()
+        assert info["model"]["version"] == str(registered.version)
+        assert "feature_schema" in info["last_reload_error"]
+        response = requests.post(
+            f"{api.url}/predict", json={"instances": [typical_instance(api.url)]}, timeout=5
+        )
+        assert response.status_code == 200 and response.json()["model"]["version"] == str(registered.version)
 
 
 @dataclass
