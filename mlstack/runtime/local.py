@@ -1,4 +1,4 @@
-"""Local runtime: MLflow (SQLite), predictor, exporter and monitoring as detached local processes."""
+"""Local runtime: MLflow (SQLite), predictor, exporter, monitoring and the CT trigger as local processes."""
 
 from __future__ import annotations
 
@@ -279,6 +279,24 @@ class LocalRuntime:
             )
         return services
 
+    def trigger_services(self, config: Config) -> list[Service]:
+        """The CT trigger (Alertmanager's webhook receiver), when MLSTACK_WEBHOOK_TOKEN is set."""
+        from mlstack.ct import effective_config_file
+        from mlstack.monitoring import TOKEN_ENV
+
+        if not os.environ.get(TOKEN_ENV, "").strip():
+            return []
+        port = config.services.trigger_port
+        command = [sys.executable, "-m", "mlstack.cli", "trigger", "serve", "--config"]
+        return [
+            Service(
+                "trigger",
+                [*command, str(effective_config_file(config))],
+                f"http://127.0.0.1:{port}/healthz",
+                env=self._service_env(config),
+            )
+        ]
+
     # -- Runtime protocol ----------------------------------------------------------------------
     def build(self, config: Config) -> str:
         return "nothing to build: the local runtime runs from the virtualenv"
@@ -295,7 +313,13 @@ class LocalRuntime:
         return "started"
 
     def start_platform(self, config: Config) -> None:
-        services = [self.mlflow_service(config), *self.monitoring_services(config)]
+        trigger = self.trigger_services(config)
+        if not trigger:
+            print(
+                "note: MLSTACK_WEBHOOK_TOKEN is not set: the CT trigger (Alertmanager's retrain webhook) "
+                "is not started (docs/continuous-training.md)"
+            )
+        services = [self.mlflow_service(config), *self.monitoring_services(config), *trigger]
         for service in services:
             print(f"  {service.name}: {self.ensure(service)}")
         self.wait_healthy(services, config.services.healthcheck_timeout_s)
@@ -318,7 +342,12 @@ class LocalRuntime:
             print(f"  {service.name}: {self.ensure(service)}")
 
     def all_services(self, config: Config) -> list[Service]:
-        return [self.mlflow_service(config), *self.monitoring_services(config), *self.app_services(config)]
+        return [
+            self.mlflow_service(config),
+            *self.monitoring_services(config),
+            *self.trigger_services(config),
+            *self.app_services(config),
+        ]
 
     def wait_healthy(self, services: list[Service], timeout: float) -> dict[str, str]:
         """Wait for every service's health URL; raise naming the ones that never became healthy."""
@@ -348,11 +377,13 @@ class LocalRuntime:
         names = {svc.name for svc in self.app_services(config)} | {
             svc.name for svc in self.monitoring_services(config)
         }
+        names |= {svc.name for svc in self.trigger_services(config)}
         ports = {
             "api": s.api_port,
             "exporter": s.exporter_port,
             "prometheus": s.prometheus_port,
             "alertmanager": s.alertmanager_port,
+            "trigger": s.trigger_port,
         }
         urls.update({n: f"http://127.0.0.1:{p}" for n, p in ports.items() if n in names})
         return urls
