@@ -148,7 +148,10 @@ def load_version(
         try:
             with tempfile.TemporaryDirectory(prefix="mlstack-onnx-") as tmp:
                 path = mlflow.artifacts.download_artifacts(
-                    run_id=version.run_id, artifact_path=artifact, dst_path=tmp
+                    run_id=version.run_id,
+                    artifact_path=artifact,
+                    dst_path=tmp,
+                    tracking_uri=client.tracking_uri,
                 )
                 predict_proba = onnx_predict_proba(path)
             runtime = "onnx"
@@ -162,7 +165,7 @@ def load_version(
         predict_proba = sklearn_predict_proba(model, schema.feature_names)
 
     # Smoke-test with the typical row so a model that cannot predict never gets swapped in.
-    typical = np.asarray([[f.typical for f in schema.features]], dtype=np.float32)
+    typical = np.asarray([[f.typical for f in schema.features]], dtype=np.float64)
     try:
         probabilities = predict_proba(typical)
     except Exception as exc:

@@ -38,7 +38,7 @@ def decode_json(body: bytes) -> Any:
 
 
 def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tuple[list[Any], np.ndarray]:
-    """Validate `{"instances": [...]}` and return the instances and their float32 matrix.
+    """Validate `{"instances": [...]}` and return the instances and their matrix (features in schema order).
 
     Raises:
         RequestError: 422 naming the field that is wrong.
@@ -102,7 +102,7 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
         index, col = (int(i) for i in np.argwhere(too_large)[0])
         field = f"instances[{index}].{names[col]}"
         raise RequestError(422, f"{field}: magnitude must be at most {FLOAT32_MAX:.8g} (float32)", field)
-    return matrix.astype(np.float32)
+    return matrix  # float64: sklearn gets the values as sent; ONNX casts to its input type
 
 
 def _overflowing_field(instances: list[Any]) -> str:
