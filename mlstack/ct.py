@@ -274,12 +274,12 @@ class PipelineRunner:
                 stdin=subprocess.DEVNULL,
                 cwd=REPO_ROOT,
                 env=dict(os.environ),
-                start_new_session=True,  # so a timeout can kill the whole group
+                # Same process group as the trigger: stopping the trigger service stops its pipeline.
             )
             try:
                 code = proc.wait(timeout=self.timeout_s)
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, 9)
+                proc.kill()
                 code = proc.wait()
         return self.outcome(code, time.monotonic() - started, started_at)
 

@@ -25,6 +25,7 @@ from mlstack.ct import (
     evaluate_policy,
     last_retrain_at,
 )
+from tests.support.ct import GatedRunner
 from tests.support.mlflow_server import MlflowServer
 from tests.support.pipeline import isolated_config, run_training
 
@@ -90,25 +91,6 @@ def test_audit_log_is_json_lines_and_refuses_unknown_decisions(tmp_path: Path) -
 
 
 # --------------------------------------------------------------------------- single flight
-
-
-class GatedRunner:
-    """Stands in for the pipeline subprocess: each call blocks until `release()`; records triggers."""
-
-    def __init__(self, outcome: RunOutcome | None = None) -> None:
-        self.calls: list[str] = []
-        self.started = threading.Semaphore(0)
-        self._gate = threading.Semaphore(0)
-        self.outcome = outcome or RunOutcome("success", 0, 1.0, pipeline_id="p1", reason="ok", trained=True)
-
-    def __call__(self, trigger: str) -> RunOutcome:
-        self.calls.append(trigger)
-        self.started.release()
-        assert self._gate.acquire(timeout=30), "test never released the runner"
-        return self.outcome
-
-    def release(self) -> None:
-        self._gate.release()
 
 
 class Clock:

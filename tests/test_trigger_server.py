@@ -25,39 +25,10 @@ from mlstack.trigger_server import (
     parse_notification,
     serve_in_thread,
 )
-from tests.test_ct_policy import GatedRunner, _config
+from tests.support.ct import GatedRunner, notification
+from tests.test_ct_policy import _config
 
 TOKEN = "s3cret-token-for-tests-0123456789"
-
-
-def notification(trigger: str | None = "drift", status: str = "firing", **extra: Any) -> dict[str, Any]:
-    """An Alertmanager webhook body (version 4) as the CT route sends it."""
-    labels = {"alertname": "DataDriftDetected", "severity": "warning", "service": "exporter"}
-    if trigger:
-        labels["ct_trigger"] = trigger
-    return {
-        "version": "4",
-        "groupKey": '{}/{ct_trigger=~".+"}:{ct_trigger="drift"}',
-        "truncatedAlerts": 0,
-        "status": status,
-        "receiver": "retrain-webhook",
-        "groupLabels": {"ct_trigger": trigger} if trigger else {},
-        "commonLabels": labels,
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093",
-        "alerts": [
-            {
-                "status": status,
-                "labels": labels,
-                "annotations": {"summary": "dataset drift: retrain requested"},
-                "startsAt": "2026-11-23T02:00:00Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://127.0.0.1:9090/graph",
-                "fingerprint": "0123456789abcdef",
-            }
-        ],
-        **extra,
-    }
 
 
 class Trigger:
