@@ -24,6 +24,8 @@ from mlflow import MlflowClient
 from mlstack_api.model import load_version
 from mlstack_api.watcher import configure_mlflow_client
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from mlstack.data import load_base_dataset, split
 from mlstack.registry import move_alias
@@ -160,7 +162,9 @@ def test_onnx_and_sklearn_agree_and_sklearn_is_the_fallback(
         # the service counts the failure, says why, and keeps serving the last good version.
         mlflow.set_experiment("api-tests")
         with mlflow.start_run():
-            fitted = LogisticRegression(max_iter=500).fit(x_test, sklearn_p.argmax(axis=1))
+            fitted = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+                x_test, sklearn_p.argmax(axis=1)
+            )
             logged = mlflow.sklearn.log_model(fitted, name="model", serialization_format="cloudpickle")
         broken = mlflow.register_model(logged.model_uri, fallback)
         client.set_registered_model_alias(fallback, "champion", broken.version)

@@ -15,6 +15,9 @@ function clearError() {
   document.querySelectorAll(".field input.bad").forEach((el) => el.classList.remove("bad"));
 }
 
+// Medians and ranges come as binary floats (1.8650000000000002): show them as people write them.
+const tidy = (value) => String(Number(Number(value).toPrecision(6)));
+
 function describeModel(model) {
   return `${model.name} version ${model.version} (@${model.alias}, ${model.runtime} runtime)`;
 }
@@ -40,9 +43,9 @@ function buildFields(schema) {
     label.textContent = feature.name;
     const input = document.createElement("input");
     Object.assign(input, { id, name: feature.name, type: "number", step: "any", required: true });
-    input.min = String(feature.minimum);
-    input.max = String(feature.maximum);
-    input.value = String(feature.typical);
+    input.min = tidy(feature.minimum);
+    input.max = tidy(feature.maximum);
+    input.value = tidy(feature.typical);
     input.dataset.feature = feature.name;
     input.addEventListener("input", () => {
       const value = Number(input.value);
@@ -50,7 +53,7 @@ function buildFields(schema) {
       input.classList.toggle("out-of-range", outside);
     });
     const hint = document.createElement("small");
-    hint.textContent = `training range ${feature.minimum} – ${feature.maximum}`;
+    hint.textContent = `training range ${tidy(feature.minimum)} – ${tidy(feature.maximum)}`;
     wrap.append(label, input, hint);
     container.append(wrap);
   });
@@ -58,7 +61,7 @@ function buildFields(schema) {
 
 function resetFields() {
   document.querySelectorAll(".field input").forEach((input, index) => {
-    input.value = String(state.schema.features[index].typical);
+    input.value = tidy(state.schema.features[index].typical);
     input.classList.remove("out-of-range", "bad");
   });
 }
