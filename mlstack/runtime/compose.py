@@ -303,8 +303,9 @@ class ComposeRuntime:
                 states[service] = self._container_state(service)
                 if states[service] in {"healthy", "running"}:
                     pending.remove(service)
-                elif states[service] in {"exited", "dead", "unhealthy"}:
+                elif states[service] in {"exited", "dead"}:
                     raise RuntimeError_(f"{service} is {states[service]}:\n{self.logs(service)}")
+                # "unhealthy" may still recover (a slow start on a busy machine): wait it out.
             if pending:
                 time.sleep(1.0)
         if pending:
