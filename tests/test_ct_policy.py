@@ -27,6 +27,7 @@ from mlstack.ct import (
 )
 from tests.support.ct import GatedRunner
 from tests.support.mlflow_server import MlflowServer
+from tests.support.net import free_port
 from tests.support.pipeline import isolated_config, run_training
 
 NOW = 1_000_000.0
@@ -282,3 +283,41 @@ def test_validate_data_applies_the_cooldown_from_mlflow(
     assert held.output.startswith("cooled-down: cooldown:")
     free = CliRunner().invoke(app, ["ct", "check", "--trigger", "schedule"], env=env)
     assert free.exit_code == 0 and free.output.startswith("ran:"), free.output
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def test_trigger_serve_needs_the_token(tmp_path: Path) -> None:
+    from mlstack.cli import app
+
+    env = {"MLSTACK_WEBHOOK_TOKEN": "", "MLSTACK__SERVICES__STATE_DIR": str(tmp_path / "state")}
+    result = CliRunner().invoke(app, ["trigger", "serve"], env=env)
+    assert result.exit_code == 2 and "set MLSTACK_WEBHOOK_TOKEN" in result.output
+
+
+def test_scheduled_retrain_runs_the_real_pipeline_subprocess_and_audits_it(tmp_path: Path) -> None:
+    """`mlstack ct schedule` starts `mlstack run --trigger schedule`; a fault in its first stage
+    (MLSTACK_FAIL_STAGE=build, so no service is started) comes back as the exit code and the audit."""
+    from mlstack.cli import app
+
+    state = tmp_path / "state"
+    env = {
+        "MLSTACK__SERVICES__STATE_DIR": str(state),
+        "MLSTACK_FAIL_STAGE": "build",
+        # Nothing listens there (never a developer's MLflow on 5000); fail fast when recording the run.
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    result = CliRunner().invoke(app, ["ct", "schedule", "--require-approval"], env=env)
+    assert result.exit_code == 1, result.output
+    assert "--trigger schedule" in result.output and "failed: build: FAILED: fault injected" in result.output
+    audit = AuditLog(state / "ct" / "audit.jsonl").entries()
+    assert [(e["decision"], e["phase"], e["trigger"]) for e in audit] == [
+        ("ran", "started", "schedule"),
+        ("ran", "finished", "schedule"),
+    ]
+    assert audit[1]["outcome"] == "failed" and audit[1]["exit_code"] == 1
+    written = (state / "ct" / "config.yaml").read_text()
+    assert "require_approval: true" in written  # the flag reached the pipeline's config
+    assert "stage 'build' failed: fault injected" in (state / "logs" / "ct-pipeline.log").read_text()

@@ -10,12 +10,13 @@ from mlstack.ct import RunOutcome
 
 def notification(trigger: str | None = "drift", status: str = "firing", **extra: Any) -> dict[str, Any]:
     """An Alertmanager webhook body (version 4) as the CT route sends it."""
-    labels = {"alertname": "DataDriftDetected", "severity": "warning", "service": "exporter"}
+    alertname = "LiveAccuracyBelowFloor" if trigger == "accuracy" else "DataDriftDetected"
+    labels = {"alertname": alertname, "severity": "warning", "service": "exporter"}
     if trigger:
         labels["ct_trigger"] = trigger
     return {
         "version": "4",
-        "groupKey": '{}/{ct_trigger=~".+"}:{ct_trigger="drift"}',
+        "groupKey": f'{{}}/{{ct_trigger=~".+"}}:{{ct_trigger="{trigger}"}}',
         "truncatedAlerts": 0,
         "status": status,
         "receiver": "retrain-webhook",
@@ -27,7 +28,7 @@ def notification(trigger: str | None = "drift", status: str = "firing", **extra:
             {
                 "status": status,
                 "labels": labels,
-                "annotations": {"summary": "dataset drift: retrain requested"},
+                "annotations": {"summary": "retrain requested"},
                 "startsAt": "2026-11-23T02:00:00Z",
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://127.0.0.1:9090/graph",
