@@ -184,21 +184,22 @@ def test_onnx_and_sklearn_agree_and_sklearn_is_the_fallback(
 
 @dataclass
 class Hammer:
-    """A client posting /predict in a loop until stopped (bounded in time and count)."""
+    """Concurrent clients posting /predict in a loop until stopped (bounded in time and count)."""
 
     url: str
     instance: dict[str, float]
-    max_seconds: float = 60.0
-    max_requests: int = 100_000
+    clients: int = 4
+    max_seconds: float = 20.0
+    max_requests_per_client: int = 50_000
     versions: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    _threads: list[threading.Thread] = field(default_factory=list)
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         with requests.Session() as session:
-            for _ in range(self.max_requests):
+            for _ in range(self.max_requests_per_client):
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return
                 try:
@@ -213,14 +214,15 @@ class Hammer:
                     self.errors.append(repr(exc))
 
     def __enter__(self) -> Hammer:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.clients)]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
 
 def test_alias_move_swaps_the_model_without_a_failed_request(
@@ -249,6 +251,8 @@ def test_alias_move_swaps_the_model_without_a_failed_request(
         assert hammer.versions[new] > 0 and hammer.versions[original] > 0, hammer.versions
         assert metric(api.url, "mlops_model_reload_total", result="success") >= 3  # initial + two swaps
         assert metric(api.url, "mlops_model_reload_total", result="failure") == 0
+        assert metric(api.url, "mlops_model_info", version=original) == 1  # one series: the served model
+        assert metric(api.url, "mlops_model_info", version=new) == 0
     assert champion(trained_registry) == original
 
 

@@ -1,0 +1,1 @@
+"""The mlstack predictor: a FastAPI service; uvicorn serves `mlstack_api.main:app`."""

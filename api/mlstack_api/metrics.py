@@ -118,6 +118,7 @@ class ApiMetrics:
         self._request_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self._prediction_children: dict[tuple[str, str], Any] = {}
         self._batch_children: dict[str, Any] = {}
+        self._info_labels: tuple[str, ...] | None = None
 
     def observe_request(self, route: str, method: str, status: str, version: str, seconds: float) -> None:
         key = (route, method, status, version)
@@ -140,8 +141,12 @@ class ApiMetrics:
             child.inc()
 
     def model_loaded(self, model: ServedModel) -> None:
-        self.model_info.clear()
-        self.model_info.labels(model.name, model.version, model.alias, model.run_id, model.runtime).set(1)
+        # Set the new series before removing the old one, so no scrape sees neither.
+        labels = (model.name, model.version, model.alias, model.run_id, model.runtime)
+        self.model_info.labels(*labels).set(1)
+        if self._info_labels is not None and self._info_labels != labels:
+            self.model_info.remove(*self._info_labels)
+        self._info_labels = labels
         self.loaded_timestamp.set(model.loaded_at)
         self.load_duration.labels(model.runtime).observe(model.load_seconds)
 
