@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -77,6 +78,15 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets the exporter read while the predictor writes; NORMAL sync keeps every committed batch
+    # across a process crash (only an OS crash can lose the last commits) without an fsync per batch.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
 class PredictionStore:
     """Reads and writes the prediction log; one instance per process, thread-safe via the engine pool."""
 
@@ -87,8 +97,7 @@ class PredictionStore:
             _normalise_url(url), pool_pre_ping=True, connect_args=connect_args, future=True
         )
         if url.startswith("sqlite"):
-            with self.engine.begin() as conn:
-                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def create_schema(self) -> None:
         """Create the tables if they do not exist."""
