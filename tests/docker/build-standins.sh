@@ -83,8 +83,10 @@ build_standin() {
   cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca-bundle.crt"
   log "building $tag from standins/$dockerfile"
   local start=$SECONDS
-  DOCKER_BUILDKIT=0 docker build --quiet -t "$tag" -f "$ctx/$dockerfile" \
-    --build-arg "ROOTFS=$ROOTFS_TAG" "$ctx" >/dev/null
+  # The legacy builder: no BuildKit/buildx needed, and `FROM` resolves local tags without a registry.
+  DOCKER_BUILDKIT=0 docker build -t "$tag" -f "$ctx/$dockerfile" \
+    --build-arg "ROOTFS=$ROOTFS_TAG" "$ctx" >"$ctx/build.log" 2>&1 \
+    || { tail -n 40 "$ctx/build.log" >&2; log "building $tag failed"; return 1; }
   log "$tag built in $((SECONDS - start))s"
 }
 
