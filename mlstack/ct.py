@@ -167,7 +167,7 @@ def evaluate_policy(
             False,
             "skipped",
             f"insufficient new data: {new_rows} new labelled rows < {needed} required "
-            f"for a {trigger} retrain",
+            f"for a retrain triggered by {trigger}",
         )
     return PolicyVerdict(True, "ran", f"{trigger} retrain allowed")
 

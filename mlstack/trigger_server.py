@@ -129,6 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: TriggerServer
     server_version = "mlstack-trigger"
     sys_version = ""
+    timeout = 30  # seconds a client may take to send its request (a stalled client frees its thread)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)

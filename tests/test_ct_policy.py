@@ -66,7 +66,10 @@ def test_new_data_rule_follows_the_config(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     short = evaluate_policy(cfg, "drift", now=NOW, last_retrain_at=None, new_rows=49)
     assert not short.allowed and short.decision == "skipped"
-    assert short.reason == "insufficient new data: 49 new labelled rows < 50 required for a drift retrain"
+    assert (
+        short.reason
+        == "insufficient new data: 49 new labelled rows < 50 required for a retrain triggered by drift"
+    )
     assert evaluate_policy(cfg, "accuracy", now=NOW, last_retrain_at=None, new_rows=50).allowed
     assert evaluate_policy(cfg, "schedule", now=NOW, last_retrain_at=None, new_rows=0).allowed
     # Unknown count (the trigger decides before the pipeline counts): only the cooldown applies.
@@ -252,6 +255,15 @@ def test_validate_data_applies_the_cooldown_from_mlflow(
     overrides = {**unique_names, "ct.cooldown_s": 600, "data.min_new_labelled_rows": 0}
     cfg = isolated_config(shared_mlflow.url, tmp_path / "state", models=["logistic_regression"], **overrides)
     assert last_retrain_at(cfg) is None
+
+    # No labelled feedback yet: an alert-triggered retrain is skipped before training.
+    wanting = cfg.model_copy(update={"data": cfg.data.model_copy(update={"min_new_labelled_rows": 10})})
+    starved = run_training(wanting, trigger="accuracy")
+    assert (
+        starved.skipped
+        == "insufficient new data: 0 new labelled rows < 10 required for a retrain triggered by accuracy"
+    )
+    assert starved.registered_version is None and last_retrain_at(cfg) is None
 
     first = run_training(cfg, trigger="drift")
     assert first.skipped is None and first.promoted, first.results

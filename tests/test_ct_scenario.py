@@ -46,6 +46,7 @@ from mlstack import registry
 from mlstack.config import REPO_ROOT, Config, load_config
 from mlstack.ct import AuditLog, last_retrain_at
 from mlstack.data import load_base_dataset
+from mlstack.pipeline import STAGES
 from mlstack.runtime.local import LocalRuntime
 from mlstack.simulate import DriftSpec, SimulationReport, TrafficGenerator, probe_accuracy, run_simulation
 from tests.support.binaries import require_binary
@@ -248,12 +249,18 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     assert bootstrap.returncode == 0, bootstrap.stdout[-4000:] + bootstrap.stderr[-4000:]
     assert "trigger: started" in bootstrap.stdout  # the local runtime started the CT trigger service
     stack.timings["bootstrap_s"] = time.monotonic() - scenario_started
+    bootstrap_stages = {
+        words[0]: float(words[1].rstrip("s"))
+        for words in (line.split() for line in bootstrap.stdout.splitlines())
+        if len(words) > 2 and words[0] in STAGES and words[1].endswith("s")
+    }
     v1 = registry.champion_version(client, cfg)
     assert v1 is not None and v1.version == "1"
     assert served_version(stack.url("api")) == "1"
     assert requests.get(f"{stack.url('trigger')}/healthz", timeout=5).json()["running"] is None
 
     # ---- 1. clean traffic: no alert, no retrain --------------------------------------------------------
+    phase_started = time.monotonic()
     clean = Traffic(stack.url("api"), TrafficGenerator(dataset, DriftSpec("none"), seed=11), duration_s=12)
     clean.start()
     clean.join(timeout=60)
@@ -271,6 +278,7 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "DataDriftDetected"]
     assert registry.champion_version(client, cfg).version == "1"  # type: ignore[union-attr]
     assert stack.audit.entries() == []
+    stack.timings["phase1_clean_s"] = time.monotonic() - phase_started
 
     # ---- 2. concept drift on 8 features: alert -> webhook -> retrain -> gate -> hot swap -----------------
     drift_a = TrafficGenerator(dataset, DriftSpec("sudden", DRIFT_A, magnitude=3.0, label_shift=1), seed=12)
@@ -358,6 +366,7 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     assert registry.champion_version(client, cfg).version == "2"  # type: ignore[union-attr]
 
     # ---- 4. approval required: the next retrain waits as challenger until `mlstack approve` -----------
+    phase_started = time.monotonic()
     approval_env = {"MLSTACK__GATE__REQUIRE_APPROVAL": "true"}
     LocalRuntime(cfg).procs.stop("trigger")
     restarted = stack.mlstack("services", "start", extra_env=approval_env)
@@ -425,6 +434,7 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
         lambda: served_version(stack.url("api")) == v3, 60, "the predictor to serve the approved version"
     )
     stack.timings["approve_to_serving_s"] = time.monotonic() - approved_at
+    stack.timings["phase4_approval_s"] = time.monotonic() - phase_started
     assert api_model_info(stack, v3) == 1
     assert probe_accuracy(stack.url("api"), drift_b, 200, drifted_share=1.0) > 0.85
     history = stack.mlstack("registry", "history")
@@ -434,6 +444,7 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     stack.timings["total_s"] = time.monotonic() - scenario_started
     numbers = {
         **{k: round(v, 1) for k, v in stack.timings.items()},
+        "bootstrap_stages_s": bootstrap_stages,
         "accuracy_on_drifted_rows": {"before": before_drifted, "after": after_drifted},
         "accuracy_on_clean_rows": {"before": before_clean, "after": after_clean},
         "drift_share_clean": share_clean,
