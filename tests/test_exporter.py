@@ -155,8 +155,8 @@ def test_promotion_changes_champion_within_one_refresh(
         wait_until(
             lambda: sample_value(scrape(http), "mlops_champion_version", model=name) == float(v2), 10, 0.05
         )
-        # one interval to notice, plus the refresh itself (a few MLflow calls)
-        assert time.monotonic() - promoted < interval + 3.0
+        # one interval to notice, plus the refresh itself (a few MLflow calls on a loaded 2-core machine)
+        assert time.monotonic() - promoted < interval + 5.0
         age_after = sample_value(scrape(http), "mlops_champion_age_seconds", model=name)
         assert age_after is not None and age_after < age_before
     finally:
@@ -333,7 +333,12 @@ def test_mlflow_down_keeps_last_values_and_shows_staleness(
     before = scrape(http)
 
     mlflow_server.stop()
-    assert exporter.refresh_all() == {"registry": False, "drift": True, "accuracy": True}  # cached reference
+    assert exporter.refresh_all() == {
+        "registry": False,
+        "runs": False,
+        "drift": True,
+        "accuracy": True,
+    }  # cached reference
     response = http.get("/metrics")
     assert response.status_code == 200
     after = metric_samples(response.get_data(as_text=True))
@@ -360,7 +365,12 @@ def test_http_routes_and_bad_requests(shared_mlflow: MlflowServer, tmp_path: Pat
     http = app.test_client()
     assert http.get("/reports/drift").status_code == 404  # no reading yet
     health = http.get("/healthz")
-    assert health.status_code == 200 and set(health.json["sources"]) == {"registry", "drift", "accuracy"}
+    assert health.status_code == 200 and set(health.json["sources"]) == {
+        "registry",
+        "runs",
+        "drift",
+        "accuracy",
+    }
     assert http.get("/nope").status_code == 404
     assert http.post("/metrics").status_code == 405
     assert http.delete("/healthz").status_code == 405

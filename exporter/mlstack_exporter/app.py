@@ -24,6 +24,7 @@ from mlstack_exporter.refreshers import (
     DriftRefresher,
     RefreshLoop,
     RegistryRefresher,
+    RunsRefresher,
     drift_report_path,
 )
 from mlstack_exporter.state import ExporterState, Source, VersionInfo
@@ -42,6 +43,7 @@ class Exporter:
         self.client = client
         self.store = store
         self.registry_refresher = RegistryRefresher(config, client)
+        self.runs_refresher = RunsRefresher(config, client)
         self.drift_refresher = DriftRefresher(config, client, store, self.champion)
         self.accuracy_refresher = AccuracyRefresher(config, store)
         self.loops: list[RefreshLoop] = []
@@ -81,6 +83,7 @@ class Exporter:
         settings = self.config.exporter
         return [
             ("registry", self._registry, settings.refresh_interval_s),
+            ("runs", self.runs_refresher.refresh, settings.refresh_interval_s),
             ("drift", self._drift, settings.drift_interval_s),
             ("accuracy", self._accuracy, settings.refresh_interval_s),
         ]
@@ -112,6 +115,7 @@ class Exporter:
             for name, st in self.state.status_copy().items()
         }
         registry = self.state.registry
+        runs = self.state.runs
         drift = self.state.drift
         accuracy = self.state.accuracy
         return {
@@ -119,6 +123,7 @@ class Exporter:
             "tracking_uri": self.config.mlflow.tracking_uri,
             "sources": status,
             "registry": asdict(registry) if registry else None,
+            "experiment_runs": runs.experiment_runs if runs else {},
             "champion_age_s": (now - registry.champion_since)
             if registry and registry.champion_since
             else None,

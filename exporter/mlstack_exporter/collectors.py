@@ -37,6 +37,7 @@ class SnapshotCollector(Collector):
         now = time.time()
         yield from self._status()
         yield from self._registry(now)
+        yield from self._runs()
         yield from self._drift()
         yield from self._accuracy()
 
@@ -82,11 +83,16 @@ class SnapshotCollector(Collector):
         if snap.challenger is not None:
             challenger.add_metric([model], float(snap.challenger))
         yield from (champion, challenger, age)
+        yield from self._pipeline()
+
+    def _runs(self) -> Iterator[Metric]:
+        snap = self.state.runs
+        if snap is None:
+            return
         runs = _gauge("mlops_experiment_runs", "active runs per experiment", ["experiment"])
         for experiment, count in sorted(snap.experiment_runs.items()):
             runs.add_metric([experiment], float(count))
         yield runs
-        yield from self._pipeline()
 
     def _pipeline(self) -> Iterator[Metric]:
         snap = self.state.registry

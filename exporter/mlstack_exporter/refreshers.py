@@ -36,6 +36,7 @@ from mlstack_exporter.state import (
     ExporterState,
     PipelineRunInfo,
     RegistrySnapshot,
+    RunsSnapshot,
     Source,
     VersionAccuracy,
     VersionInfo,
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 VERSION_METRICS = ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted")
 PIPELINE_STATUSES = {"success", "failed", "skipped"}
+FULL_RECOUNT_PERIOD_S = 600.0  # deleted runs drop out of the counts within this
 
 
 def pipeline_experiment(config: Config) -> str:
@@ -67,18 +69,17 @@ def _missing(exc: MlflowException) -> bool:
 class RegistryRefresher:
     """Registry and tracking state, fetched incrementally.
 
-    Versions are immutable, so a version's run metrics are fetched once; run counts use
-    `RunCounter`. A steady-state refresh costs a handful of calls plus one per experiment.
+    Versions are immutable, so a version's run metrics are fetched once. A steady-state refresh
+    costs five calls whatever the number of runs.
     """
 
     source: Source = "registry"
 
-    def __init__(self, config: Config, client: MlflowClient, *, full_recount_every: int = 30) -> None:
+    def __init__(self, config: Config, client: MlflowClient) -> None:
         self.config = config
         self.client = client
-        self.full_recount_every = full_recount_every
         self._versions: dict[str, VersionInfo] = {}
-        self._counters: dict[str, RunCounter] = {}
+        self._champion_first_seen: tuple[str | None, float, bool] | None = None
 
     def _all_versions(self, name: str) -> list[ModelVersion]:
         found: list[ModelVersion] = []
@@ -112,29 +113,12 @@ class RegistryRefresher:
             tags=dict(mv.tags or {}),
         )
 
-    def _runs_per_experiment(self) -> tuple[dict[str, int], dict[str, str]]:
-        counts: dict[str, int] = {}
-        ids: dict[str, str] = {}
-        token: str | None = None
-        while True:
-            page = self.client.search_experiments(max_results=PAGE_SIZE, page_token=token)
-            for exp in page:
-                counter = self._counters.get(exp.experiment_id)
-                if counter is None:
-                    counter = RunCounter(exp.experiment_id, full_every=self.full_recount_every)
-                    self._counters[exp.experiment_id] = counter
-                counts[exp.name] = counter.update(self.client)
-                ids[exp.name] = exp.experiment_id
-            token = page.token
-            if not token:
-                break
-        return counts, ids
-
-    def _last_pipeline_run(self, experiment_id: str | None) -> PipelineRunInfo | None:
-        if experiment_id is None:
+    def _last_pipeline_run(self) -> PipelineRunInfo | None:
+        experiment = self.client.get_experiment_by_name(pipeline_experiment(self.config))
+        if experiment is None:
             return None
         runs = self.client.search_runs(
-            [experiment_id], max_results=20, order_by=["attributes.start_time DESC"]
+            [experiment.experiment_id], max_results=20, order_by=["attributes.start_time DESC"]
         )
         for run in runs:  # the newest run that has finished (a running pipeline has no status yet)
             status = run.data.tags.get("status")
@@ -164,6 +148,11 @@ class RegistryRefresher:
         ]
         if moves:
             return max(m.at for m in moves)
+        # The alias moves before its history entry is written: until the entry shows up, the move
+        # happened at most one refresh before we first saw it. Only at start-up is creation time all we have.
+        seen = self._champion_first_seen
+        if seen is not None and seen[0] == champion and seen[2]:
+            return seen[1]
         return created.created_at if created else None
 
     def refresh(self) -> RegistrySnapshot:
@@ -184,7 +173,10 @@ class RegistryRefresher:
             if str(mv.version) not in self._versions:
                 self._versions[str(mv.version)] = self._version_info(mv)
         champion = aliases.get(project.champion_alias)
-        counts, experiment_ids = self._runs_per_experiment()
+        previous = self._champion_first_seen
+        if previous is None or previous[0] != champion:
+            # (champion, when first seen, seen to change while we were watching)
+            self._champion_first_seen = (champion, time.time(), previous is not None)
         return RegistrySnapshot(
             model=name,
             model_exists=exists,
@@ -193,10 +185,41 @@ class RegistryRefresher:
             champion=champion,
             challenger=aliases.get(project.challenger_alias),
             champion_since=self._champion_since(champion, self._versions.get(champion or "")),
-            experiment_runs=counts,
-            pipeline=self._last_pipeline_run(experiment_ids.get(pipeline_experiment(self.config))),
+            pipeline=self._last_pipeline_run(),
             taken_at=time.time(),
         )
+
+
+class RunsRefresher:
+    """Active runs per experiment, one `RunCounter` each: incremental, with a full recount every ~10 min."""
+
+    source: Source = "runs"
+
+    def __init__(
+        self, config: Config, client: MlflowClient, *, full_recount_every: int | None = None
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.full_recount_every = full_recount_every or max(
+            1, round(FULL_RECOUNT_PERIOD_S / config.exporter.refresh_interval_s)
+        )
+        self._counters: dict[str, RunCounter] = {}
+
+    def refresh(self) -> RunsSnapshot:
+        counts: dict[str, int] = {}
+        token: str | None = None
+        while True:
+            page = self.client.search_experiments(max_results=PAGE_SIZE, page_token=token)
+            for exp in page:
+                counter = self._counters.get(exp.experiment_id)
+                if counter is None:
+                    counter = RunCounter(exp.experiment_id, full_every=self.full_recount_every)
+                    self._counters[exp.experiment_id] = counter
+                counts[exp.name] = counter.update(self.client)
+            token = page.token
+            if not token:
+                break
+        return RunsSnapshot(counts, time.time())
 
 
 class DriftRefresher:

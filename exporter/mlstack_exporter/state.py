@@ -13,8 +13,8 @@ from mlstack.drift import DriftResult
 
 log = logging.getLogger(__name__)
 
-Source = Literal["registry", "drift", "accuracy"]
-SOURCES: tuple[Source, ...] = ("registry", "drift", "accuracy")
+Source = Literal["registry", "runs", "drift", "accuracy"]
+SOURCES: tuple[Source, ...] = ("registry", "runs", "drift", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,19 @@ class RegistrySnapshot:
     champion: str | None
     challenger: str | None
     champion_since: float | None  # when the champion alias last moved (epoch seconds)
-    experiment_runs: dict[str, int]
     pipeline: PipelineRunInfo | None
     taken_at: float
 
     def version(self, number: str) -> VersionInfo | None:
         return next((v for v in self.versions if v.version == number), None)
+
+
+@dataclass(frozen=True)
+class RunsSnapshot:
+    """Active runs per experiment: a source of its own, so recounting many runs never delays the registry."""
+
+    experiment_runs: dict[str, int]
+    taken_at: float
 
 
 DriftStatus = Literal["ok", "insufficient_data", "no_champion"]
@@ -110,6 +117,7 @@ class ExporterState:
     """Everything a scrape needs; refreshers swap whole snapshots, so a scrape never sees half an update."""
 
     registry: RegistrySnapshot | None = None
+    runs: RunsSnapshot | None = None
     drift: DriftSnapshot | None = None
     accuracy: AccuracySnapshot | None = None
     status: dict[str, SourceStatus] = field(default_factory=lambda: {s: SourceStatus() for s in SOURCES})
