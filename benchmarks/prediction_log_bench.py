@@ -1,0 +1,103 @@
+"""Prediction-log overhead: predictor throughput with the log on vs effectively off.
+
+The predictor has no switch to turn the prediction log off. The closest configuration-only
+stand-in is `prediction_store.queue_size: 1`: every record but one is dropped at `submit` (a length
+check), so the writer thread and the store do no work. What stays on the request path in both
+servers - an id per row and the record tuple - is needed for the response anyway.
+"""
+
+from __future__ import annotations
+
+import statistics
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Target
+from benchmarks.predictor_vs_mlflow import TARGET_CONNECTIONS, Durations
+from benchmarks.serving import BATCH_ROWS, BenchRegistry, Bodies, Server, logged_predictions, mlstack_api
+
+LOSS_TARGET = 0.10
+LOG_OFF: dict[str, Any] = {"prediction_store.queue_size": 1}
+
+
+def run(
+    registry: BenchRegistry, workdir: Path, quick: bool, workers: int = 1, seconds: float | None = None
+) -> dict[str, Any]:
+    """Both servers run side by side; load points alternate on/off so background load hits both alike."""
+    durations = Durations.for_mode(quick, seconds)
+    rounds = 1 if quick else 2
+    bodies = Bodies.from_wine()
+    kinds = {"single": (bodies.mlstack(1), 1), f"batch{BATCH_ROWS}": (bodies.mlstack(BATCH_ROWS), BATCH_ROWS)}
+    samples: dict[str, dict[str, list[dict[str, Any]]]] = {"on": {}, "off": {}}
+    with ExitStack() as stack:
+        servers: dict[str, Server] = {
+            "on": stack.enter_context(mlstack_api(registry, workdir / "log-on", workers)),
+            "off": stack.enter_context(mlstack_api(registry, workdir / "log-off", workers, **LOG_OFF)),
+        }
+        for server in servers.values():
+            server.load(kinds["single"][0], 1, TARGET_CONNECTIONS, durations.warmup)
+        for _ in range(rounds):
+            for kind, (body, rows) in kinds.items():
+                for mode, server in servers.items():
+                    point = server.load(body, rows, TARGET_CONNECTIONS, durations.point)
+                    samples[mode].setdefault(kind, []).append(point.as_dict())
+    logged = {mode: logged_predictions(server) for mode, server in servers.items()}
+    sent = {mode: server.rows_completed for mode, server in servers.items()}
+    summary: dict[str, Any] = {}
+    for kind in kinds:
+        on = statistics.median(p["rows_per_s"] for p in samples["on"][kind])
+        off = statistics.median(p["rows_per_s"] for p in samples["off"][kind])
+        summary[kind] = {
+            "rows_per_s_log_on": round(on, 1),
+            "rows_per_s_log_off": round(off, 1),
+            "p99_ms_log_on": statistics.median(p["p99_ms"] for p in samples["on"][kind]),
+            "p99_ms_log_off": statistics.median(p["p99_ms"] for p in samples["off"][kind]),
+            "throughput_loss": round(1 - on / off, 3) if off else None,
+        }
+    result: dict[str, Any] = {
+        "benchmark": "prediction_log",
+        "quick": quick,
+        "workers": workers,
+        "connections": TARGET_CONNECTIONS,
+        "seconds_per_point": durations.point,
+        "rounds": rounds,
+        "log_off_means": "prediction_store.queue_size=1 (records dropped at submit; no switch exists)",
+        "rows_completed": sent,
+        "rows_logged": logged,
+        "summary": summary,
+        "samples": samples,
+    }
+    result["targets"] = [
+        Target(
+            f"prediction-log throughput loss, {kind} (8 conns)",
+            f"<= {LOSS_TARGET:.0%}",
+            f"{values['throughput_loss']:.1%}",
+            values["throughput_loss"] <= LOSS_TARGET,
+        ).as_dict()
+        for kind, values in summary.items()
+    ] + [
+        Target(
+            "prediction log complete (log on)",
+            "every completed row is logged",
+            f"{logged['on']} logged / {sent['on']} completed",
+            logged["on"] >= sent["on"],
+        ).as_dict()
+    ]
+    return result
+
+
+def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    columns = ["request", "rows/s log on", "rows/s log off", "loss", "p99 ms on", "p99 ms off"]
+    rows = [
+        [
+            kind,
+            f"{v['rows_per_s_log_on']:.0f}",
+            f"{v['rows_per_s_log_off']:.0f}",
+            f"{v['throughput_loss']:.1%}",
+            f"{v['p99_ms_log_on']:.2f}",
+            f"{v['p99_ms_log_off']:.2f}",
+        ]
+        for kind, v in result["summary"].items()
+    ]
+    return columns, rows
