@@ -127,3 +127,17 @@ def test_project_dir_follows_the_jenkins_mount(config: Config, monkeypatch: pyte
     runtime = ComposeRuntime(config)
     assert runtime.project_dir == Path("/srv/mlstack")
     assert "/srv/mlstack/docker-compose.yaml" in runtime.compose_args()
+
+
+def test_inside_the_compose_network_services_are_reached_by_name(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLSTACK_COMPOSE_IN_NETWORK", "1")
+    urls = ComposeRuntime(config, exclude=["grafana"]).service_urls(config)
+    assert urls == {
+        "mlflow": "http://mlflow:5000",
+        "api": "http://api:7654",
+        "exporter": "http://exporter:8000",
+        "prometheus": "http://prometheus:9090",
+        "alertmanager": "http://alertmanager:9093",
+    }

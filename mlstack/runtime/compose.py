@@ -27,6 +27,16 @@ ONEOFF_LABEL = "com.docker.compose.oneoff"
 EXCLUDE_ENV = "MLSTACK_COMPOSE_EXCLUDE"
 # Set in the Jenkins container: the repository mounted at its host path, so bind mounts resolve there.
 PROJECT_DIR_ENV = "MLSTACK_COMPOSE_PROJECT_DIR"
+# Set in the Jenkins container: reach the services by name on the compose network, not via 127.0.0.1.
+IN_NETWORK_ENV = "MLSTACK_COMPOSE_IN_NETWORK"
+CONTAINER_PORTS: dict[str, int] = {
+    "mlflow": 5000,
+    "api": 7654,
+    "exporter": 8000,
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "grafana": 3000,
+}
 
 # Secrets docker-compose.yaml requires (`${VAR:?...}`): compose refuses to start without any of them.
 REQUIRED_SECRETS: tuple[str, ...] = (
@@ -157,6 +167,7 @@ class ComposeRuntime:
             raise RuntimeError_(f"cannot exclude {unknown}: only {sorted(OPTIONAL_SERVICES)} are optional")
         self.exclude = frozenset(exclude)
         self.extra_env = dict(extra_env or {})
+        self.in_network = os.environ.get(IN_NETWORK_ENV, "").lower() in {"1", "true", "yes"}
         self._compose: list[str] | None = None
         self._docker: Any = None
         del config  # the config is passed to every action; nothing is cached from it
@@ -261,6 +272,10 @@ class ComposeRuntime:
         return statuses
 
     def service_urls(self, config: Config) -> dict[str, str]:
+        if self.in_network:
+            # Inside a container on the compose network (Jenkins): service names, container ports.
+            ports = CONTAINER_PORTS
+            return {name: f"http://{name}:{port}" for name, port in ports.items() if name not in self.exclude}
         return {
             name: f"http://127.0.0.1:{port}"
             for name, port in host_ports(config).items()
