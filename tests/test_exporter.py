@@ -287,7 +287,9 @@ def test_scrapes_make_no_mlflow_calls_whatever_the_run_count(
         return send(self, request, **kwargs)
 
     monkeypatch.setattr(requests.Session, "send", counting_send)
-    experiment_id = client.get_experiment_by_name(name).experiment_id
+    experiment = client.get_experiment_by_name(name)
+    assert experiment is not None
+    experiment_id = experiment.experiment_id
     for batch in (10, 60):
         for _ in range(batch):
             client.create_run(experiment_id)
@@ -376,7 +378,8 @@ def test_http_routes_and_bad_requests(shared_mlflow: MlflowServer, tmp_path: Pat
     assert http.delete("/healthz").status_code == 405
     exporter_of(app).refresh_all()  # the model does not exist yet: a fresh stack, not an error
     assert exporter_of(app).state.status_copy()["registry"].up
-    assert exporter_of(app).state.drift is not None and exporter_of(app).state.drift.status == "no_champion"
+    drift = exporter_of(app).state.drift
+    assert drift is not None and drift.status == "no_champion"
     page = http.get("/")
     assert page.status_code == 200 and "does not exist yet" in page.get_data(as_text=True)
     samples = scrape(http)

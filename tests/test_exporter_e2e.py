@@ -61,6 +61,7 @@ def test_versions_carry_their_training_runs_metrics(
     versions = client.search_model_versions(f"name = '{name}'")
     assert versions
     for mv in versions:
+        assert mv.run_id
         run_metrics = client.get_run(mv.run_id).data.metrics
         for gauge, key in GAUGE_TO_RUN_METRIC.items():
             assert sample_value(samples, gauge, model=name, version=str(mv.version)) == pytest.approx(
@@ -68,9 +69,10 @@ def test_versions_carry_their_training_runs_metrics(
             )
     champion = client.get_model_version_by_alias(name, "champion").version
     assert sample_value(samples, "mlops_champion_version", model=name) == float(champion)
-    experiment = config.project.experiment
-    assert sample_value(samples, "mlops_experiment_runs", experiment=experiment) == len(
-        client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    experiment = client.get_experiment_by_name(config.project.experiment)
+    assert experiment is not None
+    assert sample_value(samples, "mlops_experiment_runs", experiment=experiment.name) == len(
+        client.search_runs([experiment.experiment_id])
     )
 
 
@@ -180,6 +182,7 @@ def test_drift_and_live_accuracy_from_predictor_traffic(
     assert drift.reference_version == str(version)
     # the reference is the training run's reference.parquet, tied to the run's data hash
     run_id = MlflowClient(trained_registry.tracking_uri).get_model_version(name, str(version)).run_id
+    assert run_id
     data_hash = MlflowClient(trained_registry.tracking_uri).get_run(run_id).data.tags.get("data_hash")
     assert data_hash and drift.reference_hash == data_hash
     assert (
