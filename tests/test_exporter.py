@@ -307,15 +307,18 @@ def test_run_counter_is_incremental(shared_mlflow: MlflowServer) -> None:
     experiment_id = client.create_experiment("exp-run-counter")
     for _ in range(5):
         client.create_run(experiment_id)
-    counter = RunCounter(experiment_id, full_every=3, overlap_ms=0)
-    assert counter.update(client) == 5 and counter.last_calls == 1  # full count
-    time.sleep(0.01)
+    counter = RunCounter(experiment_id, full_every=5)  # updates 1 and 6 are full counts
+    assert counter.update(client) == 5 and counter.last_calls == 1
     for _ in range(3):
         client.create_run(experiment_id)
-    assert counter.update(client) == 8  # incremental: only runs from the horizon on
+    assert counter.update(client) == 8  # incremental: only runs from the horizon minus the overlap
     assert counter.update(client) == 8  # nothing new, nothing double-counted
+    assert counter.horizon_ms is not None
+    client.create_run(experiment_id, start_time=counter.horizon_ms - 5_000)  # started earlier, committed late
+    assert counter.update(client) == 9
+    assert counter.update(client) == 9 and counter.last_calls == 1
     client.delete_run(client.search_runs([experiment_id], max_results=1)[0].info.run_id)
-    assert counter.update(client) == 7  # the periodic full count notices deletions
+    assert counter.update(client) == 8  # the periodic full count notices deletions
 
 
 def test_mlflow_down_keeps_last_values_and_shows_staleness(
