@@ -36,8 +36,9 @@ unit: $(STAMP)
 stop: $(STAMP)  ## stop the local services started by `make pipeline`
 	$(BIN)/mlstack services stop
 
-up: $(STAMP)  ## the compose stack
+up: $(STAMP)  ## the compose stack (builds the shared base image first)
 	$(BIN)/mlstack platform check-env
+	$(COMPOSE) --profile base build base
 	$(COMPOSE) up -d --build
 
 down:
@@ -50,6 +51,7 @@ train:
 	$(COMPOSE) --profile train run --rm trainer
 
 images:
+	$(COMPOSE) --profile base build base
 	$(COMPOSE) --profile train --profile jenkins build
 
 bench: $(STAMP)

@@ -23,6 +23,8 @@ render_app = typer.Typer(no_args_is_help=True, help="Render configuration from m
 app.add_typer(registry_app, name="registry")
 app.add_typer(services_app, name="services")
 app.add_typer(render_app, name="render")
+platform_app = typer.Typer(no_args_is_help=True, help="The compose platform.")
+app.add_typer(platform_app, name="platform")
 app.add_typer(trigger_app, name="trigger")
 app.add_typer(ct_app, name="ct")
 app.add_typer(simulate_app, name="simulate")
@@ -426,6 +428,22 @@ def services_start(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     runtime.deploy(cfg)
     for name, status in runtime.healthcheck(cfg).items():
         typer.echo(f"{name}: {status}")
+
+
+@platform_app.command("check-env")
+def platform_check_env(
+    env_file: Annotated[Path, typer.Option(help="The compose .env file.")] = REPO_ROOT / ".env",
+) -> None:
+    """Refuse to go on when a required secret is missing from the environment and .env."""
+    from mlstack.runtime.compose import REQUIRED_SECRETS, missing_secrets
+
+    missing = missing_secrets(env_file)
+    if missing:
+        _fail(
+            f"required secrets not set: {', '.join(missing)}. Copy .env.example to .env and fill them in "
+            "(see docs/containers.md); there are no default passwords."
+        )
+    typer.echo(f"all {len(REQUIRED_SECRETS)} required secrets are set")
 
 
 @render_app.command("monitoring")

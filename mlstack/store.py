@@ -72,7 +72,9 @@ class PredictionRecord:
 
 
 def _normalise_url(url: str) -> str:
-    # Plain postgresql:// URLs use psycopg2, which the lock pins; SQLite dirs are created on demand.
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the lock and the images ship psycopg2.
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return url

@@ -372,12 +372,8 @@ class LocalRuntime:
         return self.wait_healthy(self.all_services(config), config.services.healthcheck_timeout_s)
 
     def service_urls(self, config: Config) -> dict[str, str]:
+        """URLs of MLflow and of the local services that run now (by their pid files)."""
         s = config.services
-        urls = {"mlflow": config.mlflow.tracking_uri}
-        names = {svc.name for svc in self.app_services(config)} | {
-            svc.name for svc in self.monitoring_services(config)
-        }
-        names |= {svc.name for svc in self.trigger_services(config)}
         ports = {
             "api": s.api_port,
             "exporter": s.exporter_port,
@@ -385,7 +381,9 @@ class LocalRuntime:
             "alertmanager": s.alertmanager_port,
             "trigger": s.trigger_port,
         }
-        urls.update({n: f"http://127.0.0.1:{p}" for n, p in ports.items() if n in names})
+        running = set(self.procs.names())
+        urls = {"mlflow": config.mlflow.tracking_uri}
+        urls.update({n: f"http://127.0.0.1:{p}" for n, p in ports.items() if n in running})
         return urls
 
     def stop(self, config: Config) -> None:
