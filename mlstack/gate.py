@@ -46,8 +46,16 @@ def decide(
 
     def verdict(promote: bool, reason: str) -> GateDecision:
         return GateDecision(
-            promote, reason, metric, challenger_version, challenger_score, champion_version,
-            champion_score, gate.floor, gate.min_improvement, forced=force,
+            promote,
+            reason,
+            metric,
+            challenger_version,
+            challenger_score,
+            champion_version,
+            champion_score,
+            gate.floor,
+            gate.min_improvement,
+            forced=force,
         )
 
     if force:
