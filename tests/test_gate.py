@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mlstack.config import GateConfig
-from mlstack.gate import decide
+from mlstack.gate import GateDecision, decide
 
 GATE = GateConfig(floor=0.85, min_improvement=0.01, tolerance=1e-6)
 
 
-def gate(challenger: float, champion: float | None, force: bool = False, cfg: GateConfig = GATE):  # type: ignore[no-untyped-def]
+def gate(
+    challenger: float, champion: float | None, force: bool = False, cfg: GateConfig = GATE
+) -> GateDecision:
     return decide("f1_weighted", "2", challenger, "1" if champion is not None else None, champion, cfg, force)
 
 

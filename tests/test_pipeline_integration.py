@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -33,7 +34,7 @@ def aliases(client: MlflowClient, config: Config) -> tuple[str | None, str | Non
 
 
 def test_full_run_registers_with_both_aliases_and_lineage(
-    shared_mlflow: MlflowServer, unique_names: dict[str, str], tmp_path: Path
+    shared_mlflow: MlflowServer, unique_names: dict[str, Any], tmp_path: Path
 ) -> None:
     config = isolated_config(shared_mlflow.url, tmp_path / "state", **unique_names)
     state = run_training(config, trigger="push", build_id="jenkins-42")
@@ -45,6 +46,7 @@ def test_full_run_registers_with_both_aliases_and_lineage(
     for tag in ("git_sha", "data_hash", "pipeline_id", "trigger", "onnx_parity", "gate"):
         assert version.tags.get(tag), tag
     assert version.tags["trigger"] == "push" and version.tags["pipeline_id"] == "jenkins-42"
+    assert version.run_id
     run = client.get_run(version.run_id)
     for metric in (
         "accuracy",
@@ -77,7 +79,7 @@ def test_full_run_registers_with_both_aliases_and_lineage(
 
 
 def test_worse_candidates_leave_the_champion(
-    shared_mlflow: MlflowServer, unique_names: dict[str, str], tmp_path: Path
+    shared_mlflow: MlflowServer, unique_names: dict[str, Any], tmp_path: Path
 ) -> None:
     config = isolated_config(shared_mlflow.url, tmp_path / "state", **unique_names)
     run_training(config)
@@ -94,7 +96,7 @@ def test_worse_candidates_leave_the_champion(
 
 
 def test_rollback_and_history(
-    shared_mlflow: MlflowServer, unique_names: dict[str, str], tmp_path: Path
+    shared_mlflow: MlflowServer, unique_names: dict[str, Any], tmp_path: Path
 ) -> None:
     config = isolated_config(
         shared_mlflow.url, tmp_path / "state", **unique_names, models=["logistic_regression"]
@@ -143,7 +145,7 @@ def test_rollback_and_history(
 def test_a_failing_stage_leaves_the_champion(
     stage: str,
     shared_mlflow: MlflowServer,
-    unique_names: dict[str, str],
+    unique_names: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -163,7 +165,7 @@ class FailingHealthcheck(NoServicesRuntime):
 
 
 def test_failed_healthcheck_after_promotion_rolls_back(
-    shared_mlflow: MlflowServer, unique_names: dict[str, str], tmp_path: Path
+    shared_mlflow: MlflowServer, unique_names: dict[str, Any], tmp_path: Path
 ) -> None:
     config = isolated_config(
         shared_mlflow.url, tmp_path / "state", **unique_names, models=["logistic_regression"]
@@ -212,7 +214,7 @@ def test_a_concurrent_run_is_refused_by_the_lock(tmp_path: Path) -> None:
 
 
 def test_approval_quarantines_until_approved(
-    shared_mlflow: MlflowServer, unique_names: dict[str, str], tmp_path: Path
+    shared_mlflow: MlflowServer, unique_names: dict[str, Any], tmp_path: Path
 ) -> None:
     config = isolated_config(
         shared_mlflow.url, tmp_path / "state", **unique_names, models=["logistic_regression"]

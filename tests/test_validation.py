@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from mlstack.config import DataConfig
-from mlstack.data import load_base_dataset
+from mlstack.data import Dataset, load_base_dataset
 from mlstack.schema import FeatureSchema
 from mlstack.validation import DataValidationError, ensure_valid, validate_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def csv_dataset(name: str):  # type: ignore[no-untyped-def]
+def csv_dataset(name: str) -> Dataset:
     return load_base_dataset(DataConfig(source="csv", csv_path=str(FIXTURES / name)))
 
 
