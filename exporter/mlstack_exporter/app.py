@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -29,8 +28,6 @@ from mlstack_exporter.refreshers import (
 )
 from mlstack_exporter.state import ExporterState, Source, VersionInfo
 
-log = logging.getLogger(__name__)
-
 EXTENSION = "mlstack_exporter"
 
 
@@ -48,6 +45,7 @@ class Exporter:
         self.accuracy_refresher = AccuracyRefresher(config, store)
         self.loops: list[RefreshLoop] = []
         self._schema_ready = False
+        self._schema_lock = threading.Lock()
         self._registry_attempted = threading.Event()
 
     def champion(self) -> VersionInfo | None:
@@ -58,9 +56,10 @@ class Exporter:
         return snap.version(snap.champion) if snap.champion else None
 
     def _store_ready(self) -> PredictionStore:
-        if not self._schema_ready:  # the exporter may start before the predictor created the tables
-            self.store.create_schema()
-            self._schema_ready = True
+        with self._schema_lock:  # the drift and accuracy threads both get here at start-up
+            if not self._schema_ready:  # the exporter may start before the predictor created the tables
+                self.store.create_schema()
+                self._schema_ready = True
         return self.store
 
     def _registry(self) -> Any:
