@@ -20,6 +20,7 @@ class MlflowServer:
     root: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    backend_uri: str | None = None  # default: sqlite:///<root>/mlflow.db
     _log: IO[bytes] | None = None
 
     @property
@@ -36,7 +37,7 @@ class MlflowServer:
                 "mlflow",
                 "server",
                 "--backend-store-uri",
-                f"sqlite:///{self.root / 'mlflow.db'}",
+                self.backend_uri or f"sqlite:///{self.root / 'mlflow.db'}",
                 "--artifacts-destination",
                 str(self.root / "artifacts"),
                 "--serve-artifacts",

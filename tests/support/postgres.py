@@ -74,6 +74,10 @@ class PostgresCluster:
         """SQLAlchemy URL of `database` (psycopg2 driver, as the services use)."""
         return f"postgresql+psycopg2://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
 
+    def libpq_url(self, database: str = "postgres") -> str:
+        """libpq URL of `database` (pg_dump/pg_restore --dbname, psql)."""
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
     def dsn(self, database: str = "postgres") -> str:
         """libpq connection string (psycopg2.connect, pg_dump --dbname)."""
         return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={database} connect_timeout=5"
