@@ -4,7 +4,7 @@ One policy serves both paths. The local trigger (`mlstack trigger serve`) asks `
 starts a pipeline; the pipeline's validate-data stage asks `retrain_policy` again, so a Jenkins build fired
 by Alertmanager's webhook (compose path) obeys the same cooldown and new-data rules.
 
-Rules, in order:
+Rules, in order (after the bearer token, `bearer_token_ok`):
 
 * cooldown: an alert-triggered retrain (`drift`, `accuracy`) waits `ct.cooldown_s` after the last one
   that trained. "Last" comes from MLflow (finished training runs tagged `trigger=drift|accuracy`), so both
@@ -18,6 +18,7 @@ Rules, in order:
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 import os
@@ -119,6 +120,16 @@ class AuditLog:
 
 
 # --------------------------------------------------------------------------- policy
+
+
+def bearer_token_ok(header: str | None, expected: str) -> bool:
+    """Constant-time check of `Authorization: Bearer <token>` against the webhook token."""
+    if not header or not expected:
+        return False
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
 @dataclass(frozen=True)

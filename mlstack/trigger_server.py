@@ -8,7 +8,6 @@ JSON (version 4). Answers: 202 ran/coalesced, 200 cooled-down/skipped, 400 malfo
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import threading
@@ -17,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mlstack.config import Config
-from mlstack.ct import ALERT_TRIGGERS, AuditLog, PipelineRunner, TriggerController
+from mlstack.ct import ALERT_TRIGGERS, AuditLog, PipelineRunner, TriggerController, bearer_token_ok
 from mlstack.monitoring import CT_LABEL
 
 log = logging.getLogger(__name__)
@@ -92,16 +91,6 @@ def parse_notification(body: bytes) -> Notification:
     trigger = next((t for t in ("accuracy", "drift") if t in wanted), None)
     group_key = payload.get("groupKey")
     return Notification(status, trigger, tuple(names), group_key if isinstance(group_key, str) else "")
-
-
-def bearer_token_ok(header: str | None, expected: str) -> bool:
-    """Constant-time check of `Authorization: Bearer <token>`."""
-    if not header or not expected:
-        return False
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
 class TriggerServer(ThreadingHTTPServer):

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 import requests
 
-from mlstack.ct import AuditLog, TriggerController
+from mlstack.ct import AuditLog, TriggerController, bearer_token_ok
 from mlstack.trigger_server import (
     MAX_BODY_BYTES,
     PayloadError,
     TriggerServer,
-    bearer_token_ok,
     build_server,
     parse_notification,
     serve_in_thread,
