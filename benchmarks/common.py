@@ -86,7 +86,7 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "packages": {name: package_version(name) for name in VERSIONED_PACKAGES},
-        "wrk": tool_version(["wrk", "--version"]),
+        "wrk": tool_version(["wrk", "--version"]).split(" Copyright")[0],
         "git": git_revision(),
     }
 

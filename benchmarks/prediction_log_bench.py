@@ -22,9 +22,17 @@ LOG_OFF: dict[str, Any] = {"prediction_store.queue_size": 1}
 
 
 def run(
-    registry: BenchRegistry, workdir: Path, quick: bool, workers: int = 1, seconds: float | None = None
+    registry: BenchRegistry,
+    workdir: Path,
+    quick: bool,
+    workers: int = 1,
+    seconds: float | None = None,
+    profile_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Both servers run side by side; load points alternate on/off so background load hits both alike."""
+    """Both servers run side by side; load points alternate on/off so background load hits both alike.
+
+    With `profile_dir`, the log-on server is sampled with py-spy under batch load (writer thread included).
+    """
     durations = Durations.for_mode(quick, seconds)
     rounds = 1 if quick else 2
     bodies = Bodies.from_wine()
@@ -42,6 +50,14 @@ def run(
                 for mode, server in servers.items():
                     point = server.load(body, rows, TARGET_CONNECTIONS, durations.point)
                     samples[mode].setdefault(kind, []).append(point.as_dict())
+        profiles = {}
+        if profile_dir is not None:
+            body, rows = kinds[f"batch{BATCH_ROWS}"]
+            for mode, server in servers.items():
+                out = profile_dir / f"mlstack-api-log-{mode}-batch{BATCH_ROWS}-c{TARGET_CONNECTIONS}.txt"
+                profiles[f"log {mode}, batch{BATCH_ROWS} c{TARGET_CONNECTIONS}"] = server.profile(
+                    body, rows, TARGET_CONNECTIONS, durations.profile, out
+                )
     logged = {mode: logged_predictions(server) for mode, server in servers.items()}
     sent = {mode: server.rows_completed for mode, server in servers.items()}
     summary: dict[str, Any] = {}
@@ -67,6 +83,7 @@ def run(
         "rows_logged": logged,
         "summary": summary,
         "samples": samples,
+        **({"profiles": profiles} if profiles else {}),
     }
     result["targets"] = [
         Target(

@@ -59,22 +59,27 @@ def exporter(quick: bool) -> dict[str, Any]:
 
 
 def exporter_table(result: dict[str, Any]) -> Table:
+    def cell(row: dict[str, Any], key: str, spec: str = ".3f") -> str:
+        value = row.get(key)
+        return "-" if value is None else format(value, spec)
+
     columns = [
         "runs",
         "scrape p50 ms",
         "scrape p99 ms",
-        "full refresh s",
-        "incremental refresh s",
-        "MLflow calls",
+        "registry refresh s (first / median)",
+        "run count s (full / incremental)",
+        "MLflow calls (full count / incremental)",
     ]
     rows = [
         [
             f"{r['runs']:,}",
-            f"{r['scrape_p50_ms']:.2f}",
-            f"{r['scrape_p99_ms']:.2f}",
-            f"{r['full_refresh_s']:.2f}",
-            f"{r['incremental_refresh_s_median']:.3f}",
-            f"{r['full_refresh_mlflow_calls']} / {r['incremental_refresh_mlflow_calls']}",
+            cell(r, "scrape_p50_ms", ".2f"),
+            cell(r, "scrape_p99_ms", ".2f"),
+            f"{cell(r, 'registry_first_refresh_s')} / {cell(r, 'registry_refresh_s_median')}",
+            f"{cell(r, 'runs_full_count_s')} / {cell(r, 'runs_incremental_s_median')}",
+            f"{cell(r, 'runs_full_count_mlflow_calls', 'd')} / "
+            f"{cell(r, 'runs_incremental_mlflow_calls', 'd')}",
         ]
         for r in result["registry"]
     ]
@@ -82,10 +87,10 @@ def exporter_table(result: dict[str, Any]) -> Table:
         rows.append(
             [
                 f"drift cycle {d['rows']:,} rows",
-                f"read {d['store_read_s']:.2f} s",
-                f"evidently {d['evidently_s']:.2f} s",
-                f"html {d['html_write_s']:.2f} s",
-                f"total {d['total_s']:.2f} s",
+                f"read {cell(d, 'store_read_s', '.2f')} s",
+                f"evidently {cell(d, 'evidently_s', '.2f')} s",
+                f"html {cell(d, 'html_write_s', '.2f')} s",
+                f"total {cell(d, 'total_s', '.2f')} s",
                 "",
             ]
         )
@@ -110,7 +115,23 @@ TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
 }
 
 
-def run_all(selected: list[str], quick: bool, seconds: float | None, workdir: Path) -> dict[str, Any]:
+def format_profiles(title: str, result: dict[str, Any], top: int = 8) -> str:
+    """The top self-time functions of each py-spy profile a benchmark took."""
+    out = []
+    for server in [result, *result.get("servers", {}).values()]:
+        for point, profile in server.get("profiles", {}).items():
+            label = f"{server.get('server', title)} {point}"
+            if "error" in profile:
+                out.append(f"\n-- profile {label}: {profile['error']}")
+                continue
+            out.append(f"\n-- profile {label}: {profile['samples']} on-CPU samples, top self time")
+            out += [f"   {share:6.1%}  {name}" for name, share in profile["self"][:top]]
+    return "\n".join(out)
+
+
+def run_all(
+    selected: list[str], quick: bool, seconds: float | None, workdir: Path, profile_dir: Path | None
+) -> dict[str, Any]:
     """Run the selected benchmarks in order; a broken one is recorded and the rest still run."""
     results: dict[str, Any] = {}
     with ExitStack() as stack:
@@ -129,10 +150,10 @@ def run_all(selected: list[str], quick: bool, seconds: float | None, workdir: Pa
 
         jobs: dict[str, Callable[[], dict[str, Any]]] = {
             "predictor": lambda: predictor_vs_mlflow.run(
-                shared_registry(), workdir / "predictor", quick, seconds
+                shared_registry(), workdir / "predictor", quick, seconds, profile_dir
             ),
             "prediction-log": lambda: prediction_log_bench.run(
-                shared_registry(), workdir / "prediction-log", quick, chosen_workers(), seconds
+                shared_registry(), workdir / "prediction-log", quick, chosen_workers(), seconds, profile_dir
             ),
             "exporter": lambda: exporter(quick),
             "drift": lambda: drift_bench.run(quick),
@@ -149,7 +170,11 @@ def run_all(selected: list[str], quick: bool, seconds: float | None, workdir: Pa
             results[name]["wall_s"] = round(time.perf_counter() - started, 1)
             results[name]["load_average_after"] = load_average()
             if "error" not in results[name]:
-                print(format_table(name, TABLES[name](results[name])), flush=True)
+                try:
+                    print(format_table(name, TABLES[name](results[name])), flush=True)
+                    print(format_profiles(name, results[name]), flush=True)
+                except (KeyError, TypeError, ValueError) as exc:  # the JSON still has everything
+                    print(f"(no table for {name}: {type(exc).__name__}: {exc})", flush=True)
     return results
 
 
@@ -166,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="results JSON (default benchmarks/results/...)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases)")
+    parser.add_argument(
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="py-spy the predictor and mlflow serve at 8 connections (default: on for full runs)",
+    )
     args = parser.parse_args(argv)
     selected = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(selected) - set(BENCHMARKS))
@@ -174,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds is not None and not 1 <= args.seconds <= 120:
         parser.error("--seconds must be between 1 and 120")
     out = args.out or RESULTS_DIR / ("quick.json" if args.quick else "latest.json")
+    profile = (not args.quick) if args.profile is None else args.profile
+    profile_dir = out.with_name(f"{out.stem}-profiles") if profile else None
 
     started_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -183,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     workdir = Path(tempfile.mkdtemp(prefix="mlstack-bench-"))
     try:
-        results = run_all([b for b in BENCHMARKS if b in selected], args.quick, args.seconds, workdir)
+        results = run_all(
+            [b for b in BENCHMARKS if b in selected], args.quick, args.seconds, workdir, profile_dir
+        )
     finally:
         if args.keep:
             print(f"work directory kept: {workdir}")

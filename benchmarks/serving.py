@@ -18,6 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from benchmarks.common import Child, child_process, clean_environ
+from benchmarks.profiling import profile_under_load
 from benchmarks.wrk import LoadResult, post_load
 from mlstack.config import CONFIG_ENV, Config, DataConfig
 from mlstack.data import load_base_dataset
@@ -129,6 +130,12 @@ class Server:
         result = post_load(self.predict_url, body, rows, connections, seconds)
         self.rows_completed += result.requests * rows
         return result
+
+    def profile(self, body: bytes, rows: int, connections: int, seconds: float, out: Path) -> dict[str, Any]:
+        """py-spy this server (all its processes) during one load point; the point is not reported."""
+        return profile_under_load(
+            self.child.process.pid, lambda: self.load(body, rows, connections, seconds), seconds, out
+        )
 
     def post(self, body: bytes) -> dict[str, Any]:
         response = requests.post(
