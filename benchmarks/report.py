@@ -29,6 +29,26 @@ def machine_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def profile_tables(result: dict[str, Any], top: int = 6) -> list[str]:
+    """One small table per py-spy profile: the predictor's time buckets, else the top self-time frames."""
+    parts = []
+    for server in [result, *result.get("servers", {}).values()]:
+        for point, profile in server.get("profiles", {}).items():
+            label = f"{server.get('server', result.get('benchmark', ''))}, {point}"
+            if "error" in profile:
+                parts.append(f"Profile {label}: {profile['error']}")
+                continue
+            rows = profile.get("buckets") or profile["self"][:top]
+            kind = "share of on-CPU samples (inclusive)" if profile.get("buckets") else "self time"
+            table = markdown_table(
+                (["where", kind], [[name.replace("  ", "&nbsp;&nbsp;"), f"{v:.1%}"] for name, v in rows])
+            )
+            parts.append(
+                f"Profile {label} ({profile['samples']} samples, `{profile['raw_stacks']}`):\n\n{table}"
+            )
+    return parts
+
+
 def render(report: dict[str, Any]) -> str:
     parts = ["\n".join(machine_lines(report))]
     parts.append(
@@ -56,6 +76,7 @@ def render(report: dict[str, Any]) -> str:
             continue
         try:
             parts.append(f"{heading}\n\n{markdown_table(TABLES[name](result))}")
+            parts += profile_tables(result)
         except (KeyError, TypeError, ValueError) as exc:
             parts.append(f"{heading}\n\n(no table: {type(exc).__name__}: {exc}; see the JSON)")
     return "\n\n".join(parts) + "\n"

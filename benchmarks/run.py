@@ -126,6 +126,9 @@ def format_profiles(title: str, result: dict[str, Any], top: int = 8) -> str:
                 continue
             out.append(f"\n-- profile {label}: {profile['samples']} on-CPU samples, top self time")
             out += [f"   {share:6.1%}  {name}" for name, share in profile["self"][:top]]
+            if profile.get("buckets"):
+                out.append("   where the time goes (inclusive):")
+                out += [f"   {share:6.1%}  {name}" for name, share in profile["buckets"]]
     return "\n".join(out)
 
 

@@ -18,7 +18,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from benchmarks.common import Child, child_process, clean_environ
-from benchmarks.profiling import profile_under_load
+from benchmarks.profiling import PREDICTOR_BUCKETS, profile_under_load
 from benchmarks.wrk import LoadResult, post_load
 from mlstack.config import CONFIG_ENV, Config, DataConfig
 from mlstack.data import load_base_dataset
@@ -133,8 +133,9 @@ class Server:
 
     def profile(self, body: bytes, rows: int, connections: int, seconds: float, out: Path) -> dict[str, Any]:
         """py-spy this server (all its processes) during one load point; the point is not reported."""
+        buckets = PREDICTOR_BUCKETS if self.path == "/predict" else None
         return profile_under_load(
-            self.child.process.pid, lambda: self.load(body, rows, connections, seconds), seconds, out
+            self.child.process.pid, lambda: self.load(body, rows, connections, seconds), seconds, out, buckets
         )
 
     def post(self, body: bytes) -> dict[str, Any]:
