@@ -2,7 +2,7 @@
 
 `POST /alertmanager` with `Authorization: Bearer $MLSTACK_WEBHOOK_TOKEN` and Alertmanager's webhook
 JSON (version 4). Answers: 202 ran/coalesced, 200 cooled-down/skipped, 400 malformed, 401 bad token,
-404/405 wrong path or method, 411/413 body length; never 500. Every POST is audited.
+404 wrong path, 405 other methods, 411/413 body length; never a 5xx for bad input. Every POST is audited.
 `GET /healthz` reports liveness and whether a retrain runs.
 """
 
@@ -12,6 +12,7 @@ import json
 import logging
 import threading
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -134,6 +135,25 @@ class _Handler(BaseHTTPRequestHandler):
     def _reject(self, status: int, reason: str, **fields: Any) -> None:
         self.server.audit.record("rejected", reason, status=status, remote=self.client_address[0], **fields)
         self._send(status, {"decision": "rejected", "reason": reason})
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib answers 501 to methods without a `do_*` and 505 to odd HTTP versions: both are
+        the client's mistake here, so they become 405 (with `Allow`) and 400; never a 5xx."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:
+            self.close_connection = True
+            data = json.dumps({"error": f"method {self.command} not allowed; GET or POST"}).encode()
+            self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+            self.send_header("Allow", "GET, POST")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            return
+        if code == HTTPStatus.HTTP_VERSION_NOT_SUPPORTED:
+            code = HTTPStatus.BAD_REQUEST
+        super().send_error(code, message, explain)
 
     def do_GET(self) -> None:
         if self.path.split("?")[0] != HEALTH_PATH:

@@ -136,7 +136,9 @@ def test_body_limits_wrong_paths_and_methods_never_500(trigger: Trigger) -> None
     )
     assert wrong_path.status_code == 404
     assert requests.get(f"{trigger.server.url}/alertmanager", timeout=10).status_code == 404
-    assert requests.put(trigger.url, data=b"{}", timeout=10).status_code == 501  # the stdlib's "unsupported"
+    for method in ("PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "HEAD", "BREW"):
+        other = requests.request(method, trigger.url, data=b"{}", timeout=10)
+        assert (other.status_code, other.headers.get("Allow")) == (405, "GET, POST"), method
     # No Content-Length at all (raw socket: clients always send one).
     host, port = trigger.server.server_address[:2]
     with socket.create_connection((str(host), int(port)), timeout=10) as raw:
@@ -144,6 +146,9 @@ def test_body_limits_wrong_paths_and_methods_never_500(trigger: Trigger) -> None
             f"POST /alertmanager HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode()
         )
         assert raw.recv(200).startswith(b"HTTP/1.0 411")
+    with socket.create_connection((str(host), int(port)), timeout=10) as raw:
+        raw.sendall(b"GET /healthz HTTP/3.0\r\nHost: x\r\n\r\n")  # answered HTTP/0.9-style: no status line
+        assert b"Error code: 400" in raw.recv(2000)
     assert trigger.decisions() == ["rejected"] * 3
     assert [e["status"] for e in trigger.audit.entries()] == [413, 404, 411]
 
