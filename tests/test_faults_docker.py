@@ -92,7 +92,7 @@ def test_mlflow_container_down_the_predictor_keeps_serving(stack: Stack) -> None
     failures_before = api_metric(stack, "mlops_model_reload_total", result="failure")
     stack.runtime.compose(stack.config, "stop", "mlflow")
     try:
-        with Traffic(stack.urls["api"], instances(1)[0], workers=2, max_seconds=120) as traffic:
+        with Traffic(stack.urls["api"], instances(1)[0], workers=2, max_seconds=420) as traffic:
             wait_until(
                 lambda: (
                     api_metric(stack, "mlops_model_reload_total", result="failure") >= failures_before + 2
@@ -104,12 +104,14 @@ def test_mlflow_container_down_the_predictor_keeps_serving(stack: Stack) -> None
             ready = requests.get(f"{stack.urls['api']}/readyz", timeout=5)
             reload_error = requests.get(f"{stack.urls['api']}/version", timeout=5).json()["last_reload_error"]
             # The exporter marks its registry source down and keeps the last values.
+            stopped_at = time.monotonic()
             wait_until(
                 lambda: exporter_metric(stack, "mlops_exporter_source_up", source="registry") == 0,
-                90,
+                300,
                 interval=2,
                 what="exporter registry source down",
             )
+            exporter_noticed_s = time.monotonic() - stopped_at
             champion_during = exporter_metric(stack, "mlops_champion_version", model="wine-classifier")
             result = traffic.stop()
     finally:
@@ -122,6 +124,7 @@ def test_mlflow_container_down_the_predictor_keeps_serving(stack: Stack) -> None
             "acknowledged": result.acknowledged,
             "failed_requests": dict(result.failures),
             "served_versions": dict(result.versions),
+            "seconds_until_exporter_marks_registry_down": round(exporter_noticed_s, 1),
         },
     )
     assert result.failures == {} and result.acknowledged > 0, result.failures
@@ -158,7 +161,9 @@ def test_api_sigkilled_under_load_comes_back_and_loses_at_most_one_flush_interva
     container = stack.api_container()
     restarts = container.attrs["RestartCount"]
     pid = container.attrs["State"]["Pid"]
-    with Traffic(stack.urls["api"], instances(1)[0], workers=4, max_seconds=300, timeout=5) as traffic:
+    with Traffic(
+        stack.urls["api"], instances(1)[0], workers=4, max_requests=1_000_000, max_seconds=400, timeout=5
+    ) as traffic:
         time.sleep(4.0)
         killed_at = time.monotonic()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -9,6 +10,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+
+from mlstack.config import REPO_ROOT
+
+NUMBERS_FILE = REPO_ROOT / "test-artifacts" / "faults.json"
+
+
+def record_numbers(name: str, numbers: dict[str, Any]) -> None:
+    """Print a fault test's counts and keep them in test-artifacts/faults.json (read by the report)."""
+    print(f"\n{name}: {json.dumps(numbers)}")
+    NUMBERS_FILE.parent.mkdir(exist_ok=True)
+    existing = json.loads(NUMBERS_FILE.read_text()) if NUMBERS_FILE.exists() else {}
+    existing[name] = numbers
+    NUMBERS_FILE.write_text(json.dumps(existing, indent=2, sort_keys=True))
 
 
 @dataclass
@@ -102,7 +116,7 @@ class Traffic:
             except requests.RequestException as exc:
                 with self._lock:
                     self._failures[type(exc).__name__] += 1
-                time.sleep(0.01)
+                time.sleep(0.05)  # the server is gone: do not burn the request budget spinning
                 continue
             now = time.monotonic()
             if response.status_code != 200:
