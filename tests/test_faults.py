@@ -7,7 +7,6 @@ The numbers are printed (`pytest -s`) and written to test-artifacts/faults.json.
 
 from __future__ import annotations
 
-import json
 import math
 import signal
 import time
@@ -19,7 +18,7 @@ import pytest
 import requests
 
 from mlstack import registry
-from mlstack.config import REPO_ROOT, Config
+from mlstack.config import Config
 from mlstack.pipeline import PipelineError
 from mlstack.store import PredictionStore
 from tests.support.exporter import metric_samples, sample_value
@@ -29,22 +28,12 @@ from tests.support.pipeline import TrainedRegistry, isolated_config, run_trainin
 from tests.support.postgres import PostgresCluster, postgres_cluster
 from tests.support.services import ApiProcess, run_api
 from tests.support.traffic import Traffic, TrafficResult
+from tests.support.traffic import record_numbers as record
 
 pytestmark = pytest.mark.integration
 
-ARTIFACTS = REPO_ROOT / "test-artifacts"
 FLUSH_INTERVAL_S = 0.2  # the default (README "Prediction-log loss bound")
 COMMIT_SLACK_S = 0.1  # a batch commit plus scheduling jitter on a loaded 2-core machine
-
-
-def record(name: str, numbers: dict[str, Any]) -> None:
-    """Print a fault's numbers and keep them in test-artifacts/faults.json for the report."""
-    print(f"\n{name}: {json.dumps(numbers)}")
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / "faults.json"
-    existing = json.loads(path.read_text()) if path.exists() else {}
-    existing[name] = numbers
-    path.write_text(json.dumps(existing, indent=2, sort_keys=True))
 
 
 def api_metric(api: ApiProcess, name: str) -> float:
