@@ -124,13 +124,16 @@ def best_workers(
         refused = refusal(workers)
         if refused:
             tried[str(workers)] = f"refused: {refused}"
-            continue
+    accepted = [w for w in WORKER_CHOICES if str(w) not in tried]
+    if not accepted:
+        raise RuntimeError(f"the server accepts none of the worker counts {WORKER_CHOICES}: {tried}")
+    if len(accepted) == 1:  # nothing to compare: no probe
+        tried[str(accepted[0])] = "only accepted count"
+        return accepted[0], tried
+    for workers in accepted:
         with start(workers) as server:
             tried[str(workers)] = probe(server, single, durations)
-    measured = {int(w): rps for w, rps in tried.items() if isinstance(rps, float)}
-    if not measured:
-        raise RuntimeError(f"no worker count could be measured: {tried}")
-    return max(measured, key=lambda w: measured[w]), tried
+    return max(accepted, key=lambda w: float(tried[str(w)])), tried
 
 
 def predictor_refuses(registry: BenchRegistry, workdir: Path) -> Callable[[int], str | None]:
