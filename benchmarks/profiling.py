@@ -84,7 +84,7 @@ def profile_under_load(
     if binary is None:
         return {"error": "py-spy not installed (pip install py-spy)"}
     out.parent.mkdir(parents=True, exist_ok=True)
-    # On-CPU samples only (no --idle): where the CPU time of every thread and worker goes.
+    # Non-idle samples only (no --idle): where every thread and worker is busy (GIL-released work included).
     argv = [binary, "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--rate", "250",
             "--duration", str(max(1, round(seconds))), "--format", "raw", "--output", str(out)]  # fmt: skip
     spy = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

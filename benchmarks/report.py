@@ -39,7 +39,7 @@ def profile_tables(result: dict[str, Any], top: int = 6) -> list[str]:
                 parts.append(f"Profile {label}: {profile['error']}")
                 continue
             rows = profile.get("buckets") or profile["self"][:top]
-            kind = "share of on-CPU samples (inclusive)" if profile.get("buckets") else "self time"
+            kind = "share of non-idle samples (inclusive)" if profile.get("buckets") else "self time"
             table = markdown_table(
                 (["where", kind], [[name.replace("  ", "&nbsp;&nbsp;"), f"{v:.1%}"] for name, v in rows])
             )

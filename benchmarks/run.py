@@ -124,7 +124,7 @@ def format_profiles(title: str, result: dict[str, Any], top: int = 8) -> str:
             if "error" in profile:
                 out.append(f"\n-- profile {label}: {profile['error']}")
                 continue
-            out.append(f"\n-- profile {label}: {profile['samples']} on-CPU samples, top self time")
+            out.append(f"\n-- profile {label}: {profile['samples']} non-idle samples, top self time")
             out += [f"   {share:6.1%}  {name}" for name, share in profile["self"][:top]]
             if profile.get("buckets"):
                 out.append("   where the time goes (inclusive):")
