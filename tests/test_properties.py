@@ -33,7 +33,8 @@ def schemas(draw: st.DrawFn) -> FeatureSchema:
     features = []
     for name in feature_names:
         low, high = sorted((draw(finite), draw(finite)))
-        features.append(FeatureSpec(name, low, high, draw(st.floats(low, high))))
+        typical = draw(st.floats(low, high)) if low < high else low  # 0.0 and -0.0 sort as equal
+        features.append(FeatureSpec(name, low, high, typical))
     labels = draw(st.lists(st.integers(0, 20), min_size=1, max_size=5, unique=True))
     classes = tuple(ClassSpec(label, draw(names)) for label in sorted(labels))
     return FeatureSchema(tuple(features), classes, draw(names))
