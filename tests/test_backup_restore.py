@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from mlstack.config import REPO_ROOT, Config
 from mlstack.store import PredictionStore
+from tests.support.binaries import require_binary
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import free_port
 from tests.support.pipeline import isolated_config, run_training
@@ -36,6 +37,8 @@ PREDICTIONS = 25
 
 
 def script(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    for tool in ("bash", "tar", "sha256sum"):
+        require_binary(tool)
     result = subprocess.run(
         ["bash", str(SCRIPTS / name), *map(str, args)],
         capture_output=True,
@@ -149,6 +152,8 @@ def test_restore_refuses_a_corrupted_backup(tmp_path: Path) -> None:
 
 
 def test_postgres_flavour_backup_wipe_restore(tmp_path: Path) -> None:
+    require_binary("pg_dump")
+    require_binary("pg_restore")
     with postgres_cluster() as cluster:
         numbers = postgres_round_trip(cluster, tmp_path)
     record_numbers("backup_restore_postgres", numbers)
