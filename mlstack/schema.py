@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class SchemaError(ValueError):
     """An instance does not match the feature schema; `field` names the culprit."""
@@ -113,9 +115,15 @@ class FeatureSchema:
             value = instance[name]
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SchemaError(name, f"must be a number, got {type(value).__name__}", index)
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                raise SchemaError(name, "is too large for a number", index) from None
             if not math.isfinite(number):
                 raise SchemaError(name, "must be finite (not NaN or infinity)", index)
+            if abs(number) > FLOAT32_MAX:
+                # The ONNX runtime takes float32: a larger value would silently become infinity.
+                raise SchemaError(name, f"must be within ±{FLOAT32_MAX:.6g}", index)
             row.append(number)
         return row
 

@@ -162,7 +162,6 @@ def test_the_predictors_fast_path_agrees_with_the_schema(case: tuple[FeatureSche
 
 # Known gaps in mlstack/schema.py (reported to its owner). The predictor itself is not affected:
 # its fast path and parse_instances refuse both with a 422 naming the field (tests/test_api.py).
-@pytest.mark.xfail(strict=True, reason="schema.py: float(10**400) raises OverflowError, not SchemaError")
 @given(schemas(), st.integers(min_value=2**1024, max_value=2**1100))
 @settings(max_examples=5, deadline=None)
 def test_an_integer_too_large_for_a_float_raises_schema_error(schema: FeatureSchema, huge: int) -> None:
@@ -172,7 +171,6 @@ def test_an_integer_too_large_for_a_float_raises_schema_error(schema: FeatureSch
         schema.validate_instance(instance, 0)
 
 
-@pytest.mark.xfail(strict=True, reason="schema.py: to_matrix turns |x| > float32 max into inf, silently")
 @given(schemas(), st.floats(min_value=FLOAT32_MAX * 2, max_value=1e300))
 @settings(max_examples=5, deadline=None)
 def test_to_matrix_never_returns_non_finite_values(schema: FeatureSchema, large: float) -> None:
