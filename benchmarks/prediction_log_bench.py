@@ -117,4 +117,8 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         ]
         for kind, v in result["summary"].items()
     ]
+    logged, completed = result["rows_logged"], result["rows_completed"]
+    rows.append(
+        ["rows logged / completed", f"{logged['on']:,} / {completed['on']:,}", "(off: dropped)", "", "", ""]
+    )
     return columns, rows
