@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ENV_PREFIX = "MLSTACK__"
 CONFIG_ENV = "MLSTACK_CONFIG"
@@ -149,6 +149,15 @@ class Config(_Section):
     exporter: ExporterConfig = ExporterConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     ct: CtConfig = CtConfig()
+
+    @model_validator(mode="after")
+    def _buffer_fits_a_batch(self) -> Config:
+        if self.prediction_store.queue_size < self.api.max_batch:
+            raise ValueError(
+                f"prediction_store.queue_size ({self.prediction_store.queue_size}) must be at least "
+                f"api.max_batch ({self.api.max_batch}), or a full batch could never be logged"
+            )
+        return self
 
     @property
     def state_dir(self) -> Path:

@@ -70,6 +70,7 @@ class PredictionLogWriter:
         self._thread: threading.Thread | None = None
         self._submitted = 0  # only the submitting (event-loop) thread writes these two
         self._dropped = 0
+        self._refused = 0  # requests refused by has_room (event-loop thread only)
         self._processed = 0  # only the writer thread writes these two
         self._written = 0
         self._write_errors = 0
@@ -77,6 +78,27 @@ class PredictionLogWriter:
         self._schema_ready = False
 
     # -- request path -------------------------------------------------------------------------
+
+    def has_room(self, count: int) -> bool:
+        """Whether `count` more records fit in the buffer.
+
+        The predictor asks before it predicts and answers 503 when not, so a request is refused
+        rather than acknowledged and then dropped: acknowledged predictions are only ever lost to
+        a crash. Only the event-loop thread submits, so nothing can take the room in between.
+        """
+        if len(self._buffer) + len(self._batch) + count <= self.queue_size:
+            return True
+        self._refused += 1
+        now = self._clock()
+        if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
+            self._last_drop_log = now
+            log.error(
+                "prediction log buffer full (%d records): refusing predictions (503), %d refused so far; "
+                "is the prediction store reachable?",
+                self.queue_size,
+                self._refused,
+            )
+        return False
 
     def submit(self, record: PredictionRecord) -> bool:
         """Buffer one record; False (counted, logged) when the buffer is full."""

@@ -105,3 +105,16 @@ def test_close_drains_the_buffer(store: PredictionStore) -> None:
         writer.submit(r)
     writer.close(timeout=10)  # the 30 s flush interval has not passed: only close() writes them
     assert store.prediction_ids() == {r.id for r in records}
+
+
+def test_has_room_refuses_what_the_buffer_cannot_hold(
+    store: PredictionStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The predictor asks before acknowledging: a batch that does not fit is refused, not dropped later."""
+    writer = PredictionLogWriter(store, queue_size=10, batch_size=100, flush_interval_s=60)
+    assert writer.has_room(10) and not writer.has_room(11)
+    for i in range(8):
+        assert writer.submit(record(i))
+    assert writer.has_room(2) and not writer.has_room(3)
+    assert "refusing predictions (503)" in caplog.text
+    assert writer.stats().dropped == 0

@@ -109,11 +109,18 @@ async def predict(request: Request) -> Response:
         instances, matrix = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
+    writer = state.writer
+    if writer is not None and not writer.has_room(len(instances)):
+        # Refuse rather than acknowledge a prediction the log could not keep.
+        return _error(
+            503,
+            "the prediction log is full (is the prediction store reachable?); retry later",
+            headers={"Retry-After": "1"},
+        )
     probabilities = model.predict_proba(matrix)
     winners = probabilities.argmax(axis=1).tolist()
     rows = probabilities.tolist()
     labels, names = model.class_labels, model.class_names
-    writer = state.writer
     now = time.time()
     predictions = []
     for instance, winner, row in zip(instances, winners, rows, strict=True):
