@@ -329,7 +329,18 @@ def targets(servers: dict[str, Any], found: dict[str, float]) -> list[Target]:
 
 def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Rows for run.py's printed table."""
-    columns = ["server", "workers", "runtime", "point", "req/s", "rows/s", "p50 ms", "p90 ms", "p99 ms"]
+    columns = [
+        "server",
+        "workers",
+        "runtime",
+        "point",
+        "req/s",
+        "rows/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "non-2xx",
+    ]
     rows = []
     for label, server in result["servers"].items():
         for name, p in server["points"].items():
@@ -344,11 +355,12 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                     f"{p['p50_ms']:.2f}",
                     f"{p['p90_ms']:.2f}",
                     f"{p['p99_ms']:.2f}",
+                    str(p.get("refused", 0)),
                 ]
             )
     base = result["in_process"]
     rows.append(
-        ["in-process ORT", "-", "onnx", "batch100", "-", f"{base['onnx_rows_per_s']:.0f}", "-", "-", "-"]
+        ["in-process ORT", "-", "onnx", "batch100", "-", f"{base['onnx_rows_per_s']:.0f}", "-", "-", "-", "-"]
     )
     rows.append(
         [
@@ -358,6 +370,7 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             "batch100",
             "-",
             f"{base['sklearn_rows_per_s']:.0f}",
+            "-",
             "-",
             "-",
             "-",

@@ -33,6 +33,7 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     errors: int
+    refused: int = 0  # non-2xx answers (e.g. 503 backpressure); excluded from requests/rows per second
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,12 +47,20 @@ def wrk_binary() -> str:
 
 
 def post_load(
-    url: str, body: bytes, rows: int, connections: int, seconds: float, threads: int = 1
+    url: str,
+    body: bytes,
+    rows: int,
+    connections: int,
+    seconds: float,
+    threads: int = 1,
+    allow_refusals: bool = False,
 ) -> LoadResult:
     """POST `body` to `url` for `seconds` with `connections` keep-alive connections.
 
     One wrk thread by default: on a small machine a second load thread only takes CPU from the
-    server under test. Any socket error or non-2xx answer is an error, not a data point.
+    server under test. Socket errors fail the point; non-2xx answers fail it too unless
+    `allow_refusals`, in which case they are counted as `refused` and only 2xx answers count as
+    throughput (latency percentiles still include them: wrk does not split them).
     """
     if not url.startswith("http://127.0.0.1:"):
         raise WrkError(f"benchmarks load 127.0.0.1 only, not {url}")
@@ -80,23 +89,26 @@ def post_load(
     if out.returncode != 0 or line is None:
         raise WrkError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
     data = json.loads(line[len(MARKER) :])
-    errors = sum(data["errors"].values())
+    refused = int(data["errors"]["status"]) if allow_refusals else 0
+    errors = sum(data["errors"].values()) - refused
     if errors:
         raise WrkError(f"{url}: {errors} errors under load ({data['errors']}); wrk said:\n{out.stdout}")
-    if data["requests"] == 0:
-        raise WrkError(f"{url}: no request completed in {duration}s")
+    answered = int(data["requests"]) - refused
+    if answered <= 0:
+        raise WrkError(f"{url}: no request answered with 2xx in {duration}s ({data['errors']})")
     elapsed = data["duration_us"] / 1e6
     latency = data["latency_us"]
     return LoadResult(
         connections=connections,
         seconds=round(elapsed, 2),
-        requests=data["requests"],
+        requests=answered,
         rows_per_request=rows,
-        requests_per_s=round(data["requests"] / elapsed, 1),
-        rows_per_s=round(data["requests"] * rows / elapsed, 1),
+        requests_per_s=round(answered / elapsed, 1),
+        rows_per_s=round(answered * rows / elapsed, 1),
         p50_ms=round(latency["p50"] / 1000, 2),
         p90_ms=round(latency["p90"] / 1000, 2),
         p99_ms=round(latency["p99"] / 1000, 2),
         max_ms=round(latency["max"] / 1000, 2),
         errors=errors,
+        refused=refused,
     )
