@@ -74,6 +74,15 @@ def test_wrk_non_2xx_answers_are_an_error_not_a_data_point(tiny_server: Threadin
         post_load(url, b"{}", rows=1, connections=1, seconds=1)
 
 
+def test_wrk_counts_refusals_when_allowed_but_needs_some_2xx(tiny_server: ThreadingHTTPServer) -> None:
+    """503 backpressure is counted as `refused` when allowed; a point with no 2xx answer is still an error."""
+    require_binary("wrk")
+    tiny_server.status = 503  # type: ignore[attr-defined]
+    url = f"http://127.0.0.1:{tiny_server.server_address[1]}/predict"
+    with pytest.raises(WrkError, match="no request answered with 2xx"):
+        post_load(url, b"{}", rows=1, connections=1, seconds=1, allow_refusals=True)
+
+
 def test_wrk_refuses_anything_but_loopback() -> None:
     with pytest.raises(WrkError, match=r"127\.0\.0\.1 only"):
         post_load("http://example.invalid/predict", b"{}", rows=1, connections=1, seconds=1)
