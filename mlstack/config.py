@@ -103,6 +103,7 @@ class ApiConfig(_Section):
 
 
 class PredictionStoreConfig(_Section):
+    enabled: bool = True
     url: str | None = None
     queue_size: int = Field(50_000, ge=1)
     batch_size: int = Field(500, ge=1)

@@ -356,3 +356,15 @@ def test_graceful_stop_flushes_every_prediction_to_the_store(
 def test_more_than_one_worker_is_refused(tmp_path: Path, served_model: ServedModel) -> None:
     with pytest.raises(ValueError, match="one worker process per instance"):
         create_app(unit_config(tmp_path, **{"api.workers": 2}), model=served_model)
+
+
+def test_prediction_log_can_be_switched_off(tmp_path: Path, served_model: ServedModel) -> None:
+    """prediction_store.enabled=false: predictions are served, nothing is logged, feedback says why."""
+    config = unit_config(tmp_path, **{"prediction_store.enabled": False})
+    with TestClient(create_app(config, model=served_model, admin_token=TOKEN)) as client:
+        response = client.post("/predict", json={"instances": [typical(served_model)]})
+        assert response.status_code == 200
+        prediction_id = response.json()["predictions"][0]["id"]
+        feedback = client.post("/feedback", json={"prediction_id": prediction_id, "true_label": 0})
+        assert feedback.status_code == 503 and "disabled" in feedback.json()["detail"]
+    assert not (tmp_path / "state" / "predictions.db").exists()

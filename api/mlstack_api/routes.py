@@ -162,7 +162,9 @@ class FeedbackRequest(BaseModel):
 def feedback(body: FeedbackRequest, request: Request) -> Response:
     state = _state(request)
     model = state.model
-    if model is None or state.store is None:
+    if state.store is None:
+        return _error(503, "the prediction log is disabled (prediction_store.enabled=false): no feedback")
+    if model is None:
         return _error(503, state.not_ready_reason())
     if body.true_label not in model.class_labels:
         known = ", ".join(f"{c.label} ({c.name})" for c in model.schema.classes)

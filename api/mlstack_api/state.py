@@ -66,9 +66,7 @@ class ApiState:
         project = self.config.project
         return f"no model loaded yet: waiting for models:/{project.registered_model}@{project.champion_alias}"
 
-    def start(self) -> None:
-        """Open the prediction store, start the log writer and (unless a model is injected) the watcher."""
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    def _start_prediction_log(self) -> None:
         settings = self.config.prediction_store
         self.store = PredictionStore(self.config.prediction_store_url)
         try:
@@ -79,6 +77,17 @@ class ApiState:
             self.store, settings.queue_size, settings.batch_size, settings.flush_interval_s
         )
         self.writer.start()
+
+    def start(self) -> None:
+        """Open the prediction store, start the log writer and (unless a model is injected) the watcher."""
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        settings = self.config.prediction_store
+        if settings.enabled:
+            self._start_prediction_log()
+        else:
+            log.warning(
+                "prediction log disabled (prediction_store.enabled=false): no drift, feedback or CT data"
+            )
         if self.fixed_model is None:
             configure_mlflow_client(self.config.mlflow.tracking_uri)
             project = self.config.project
