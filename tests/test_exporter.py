@@ -370,7 +370,8 @@ def test_http_routes_and_bad_requests(shared_mlflow: MlflowServer, tmp_path: Pat
     http = app.test_client()
     assert http.get("/reports/drift").status_code == 404  # no reading yet
     health = http.get("/healthz")
-    assert health.status_code == 200 and set(health.json["sources"]) == {
+    assert health.status_code == 200 and health.json is not None
+    assert set(health.json["sources"]) == {
         "registry",
         "runs",
         "drift",
