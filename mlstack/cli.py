@@ -358,6 +358,15 @@ def registry_show(
         typer.echo(f"{alias}: {('v' + version.version) if version else '-'}")
 
 
+def _decide_quarantine(decision: str, version: str, cfg: Config) -> None:
+    from mlstack import approval
+
+    try:
+        typer.echo(approval.approve(cfg, version) if decision == "approve" else approval.reject(cfg, version))
+    except approval.ApprovalError as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def approve(
     version: Annotated[str, typer.Argument(help="The challenger version to approve.")],
@@ -367,13 +376,7 @@ def approve(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Approve a quarantined challenger: it becomes champion (recorded)."""
-    from mlstack import approval
-
-    cfg = _registry_config(config, set_, tracking_uri, model_name)
-    try:
-        typer.echo(approval.approve(cfg, version))
-    except approval.ApprovalError as exc:
-        _fail(str(exc))
+    _decide_quarantine("approve", version, _registry_config(config, set_, tracking_uri, model_name))
 
 
 @app.command()
@@ -385,13 +388,7 @@ def reject(
     model_name: ModelNameOpt = None,
 ) -> None:
     """Reject a quarantined challenger (recorded)."""
-    from mlstack import approval
-
-    cfg = _registry_config(config, set_, tracking_uri, model_name)
-    try:
-        typer.echo(approval.reject(cfg, version))
-    except approval.ApprovalError as exc:
-        _fail(str(exc))
+    _decide_quarantine("reject", version, _registry_config(config, set_, tracking_uri, model_name))
 
 
 @services_app.command("stop")

@@ -16,28 +16,11 @@
 set -o errexit -o pipefail -o nounset
 
 PYTHON=${PYTHON:-python3}
-state=.mlops
-mlflow_db="" mlflow_url="" artifacts="" predictions=""
-
+# shellcheck source=scripts/options.sh
+source "$(dirname "$0")/options.sh"
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
-
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --state-dir) state=$2; shift 2 ;;
-    --mlflow-db) mlflow_db=$2; shift 2 ;;
-    --mlflow-url) mlflow_url=$2; shift 2 ;;
-    --artifacts) artifacts=$2; shift 2 ;;
-    --predictions) predictions=$2; shift 2 ;;
-    -h|--help) usage 0 ;;
-    -*) echo "backup.sh: unknown option $1" >&2; usage ;;
-    *) break ;;
-  esac
-done
-[[ $# -eq 1 ]] || usage
-dest=$1
-mlflow_db=${mlflow_db:-$state/mlflow.db}
-artifacts=${artifacts:-$state/mlartifacts}
-predictions=${predictions:-$state/predictions.db}
+parse_options "$@"
+dest=$TARGET
 
 sqlite_backup() {  # online, consistent copy of a live SQLite database (WAL included)
   [[ -f $1 ]] || { echo "backup.sh: SQLite database $1 not found" >&2; exit 1; }

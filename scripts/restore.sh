@@ -10,28 +10,11 @@
 # `pg_restore --clean --if-exists` into the existing database (create it first if it is gone).
 set -o errexit -o pipefail -o nounset
 
-state=.mlops
-mlflow_db="" mlflow_url="" artifacts="" predictions=""
-
+# shellcheck source=scripts/options.sh
+source "$(dirname "$0")/options.sh"
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
-
-while [[ $# -gt 0 ]]; do
-  case $1 in
-    --state-dir) state=$2; shift 2 ;;
-    --mlflow-db) mlflow_db=$2; shift 2 ;;
-    --mlflow-url) mlflow_url=$2; shift 2 ;;
-    --artifacts) artifacts=$2; shift 2 ;;
-    --predictions) predictions=$2; shift 2 ;;
-    -h|--help) usage 0 ;;
-    -*) echo "restore.sh: unknown option $1" >&2; usage ;;
-    *) break ;;
-  esac
-done
-[[ $# -eq 1 ]] || usage
-src=$1
-mlflow_db=${mlflow_db:-$state/mlflow.db}
-artifacts=${artifacts:-$state/mlartifacts}
-predictions=${predictions:-$state/predictions.db}
+parse_options "$@"
+src=$TARGET
 
 [[ -f $src/SHA256SUMS ]] || { echo "restore.sh: $src/SHA256SUMS not found: not a backup.sh backup" >&2; exit 1; }
 (cd "$src" && sha256sum --check --quiet SHA256SUMS) || { echo "restore.sh: checksum mismatch in $src" >&2; exit 1; }
