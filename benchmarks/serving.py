@@ -14,6 +14,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import requests
+import sqlalchemy.exc
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -195,6 +196,8 @@ def logged_predictions(server: Server) -> int:
     store = PredictionStore(server.extra["store_url"])
     try:
         return store.count_predictions()
+    except sqlalchemy.exc.OperationalError:  # log disabled: the table was never created
+        return 0
     finally:
         store.dispose()
 
