@@ -26,6 +26,10 @@ def machine_lines(report: dict[str, Any]) -> list[str]:
         f"- machine: {m['cores']} cores, {m['cpu_model']}, {m['memory_gib']} GiB, kernel {m['kernel']}",
         f"- **load average** (1/5/15 min): {m['load_average']} at start, {report['load_average_end']} at end",
         f"- python {m['python']}; {packages}; {m['wrk']}",
+    ] + [
+        f"- re-run and merged: {', '.join(r['benchmarks'])} at {r['started_at']} "
+        f"(load average {r['load_average']} at start, {r['load_average_end']} at end, git {r['git']})"
+        for r in report.get("rerun", {}).get("runs", [])
     ]
 
 
