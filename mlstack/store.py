@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY  # callers may pass numpy scalars; the stdlib json took them too
 metadata = sa.MetaData()
 
 predictions = sa.Table(
@@ -65,9 +67,10 @@ class PredictionRecord:
             "ts": self.ts,
             "model_name": self.model_name,
             "model_version": self.model_version,
-            "features": json.dumps(self.features),
+            # orjson: the writer serialises every logged row; the stdlib takes about twice as long.
+            "features": orjson.dumps(self.features, option=_NUMPY).decode(),
             "prediction": self.prediction,
-            "probabilities": json.dumps(self.probabilities),
+            "probabilities": orjson.dumps(self.probabilities, option=_NUMPY).decode(),
         }
 
 
