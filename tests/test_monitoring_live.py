@@ -19,6 +19,7 @@ from mlstack.config import Config, load_config
 from mlstack.data import load_base_dataset
 from mlstack.monitoring import CLIENT_ERROR_RATIO, VERSION_REQUEST_RATE, render_monitoring
 from mlstack.pipeline import Options, Pipeline
+from mlstack.runtime.local import api_command, exporter_command
 from tests.support.net import free_port, wait_until
 from tests.support.pipeline import NoServicesRuntime, isolated_config, run_training
 from tests.support.prom import (
@@ -108,17 +109,7 @@ def _start_stack(stack: ExitStack, tmp: Path) -> tuple[Config, dict[str, Service
     services["api"] = stack.enter_context(
         run_service(
             "api",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "mlstack_api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["api"]),
-                "--no-access-log",
-            ],
+            api_command(ports["api"]),
             f"http://127.0.0.1:{ports['api']}",
             "/readyz",
             tmp / "api.log",
@@ -129,15 +120,7 @@ def _start_stack(stack: ExitStack, tmp: Path) -> tuple[Config, dict[str, Service
     services["exporter"] = stack.enter_context(
         run_service(
             "exporter",
-            [
-                sys.executable,
-                "-m",
-                "mlstack_exporter",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports["exporter"]),
-            ],
+            exporter_command(ports["exporter"]),
             f"http://127.0.0.1:{ports['exporter']}",
             "/healthz",
             tmp / "exporter.log",

@@ -34,6 +34,19 @@ class Service:
     ready: Callable[[requests.Response], bool] = lambda r: r.status_code == 200
 
 
+def api_command(port: int, workers: int = 1, host: str = "127.0.0.1") -> list[str]:
+    """How the predictor is started (local runtime, tests, benchmarks): one place for its flags."""
+    return [
+        sys.executable, "-m", "uvicorn", "mlstack_api.main:app", "--host", host, "--port", str(port),
+        "--workers", str(workers), "--no-access-log",
+    ]  # fmt: skip
+
+
+def exporter_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    """How the exporter is started: gunicorn with threads, via its module entry point."""
+    return [sys.executable, "-m", "mlstack_exporter", "--host", host, "--port", str(port)]
+
+
 class ProcessManager:
     """Starts detached processes with pid files and logs under the state dir."""
 
@@ -188,19 +201,7 @@ class LocalRuntime:
             services.append(
                 Service(
                     "api",
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "mlstack_api.main:app",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(s.api_port),
-                        "--workers",
-                        str(config.api.workers),
-                        "--no-access-log",
-                    ],
+                    api_command(s.api_port, config.api.workers),
                     f"http://127.0.0.1:{s.api_port}/readyz",
                     env=self._service_env(config),
                 )
@@ -212,15 +213,7 @@ class LocalRuntime:
             services.append(
                 Service(
                     "exporter",
-                    [
-                        sys.executable,
-                        "-m",
-                        "mlstack_exporter",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(s.exporter_port),
-                    ],
+                    exporter_command(s.exporter_port),
                     f"http://127.0.0.1:{s.exporter_port}/healthz",
                     env=self._service_env(config),
                 )

@@ -16,9 +16,8 @@ import requests
 import yaml
 
 from mlstack.config import CONFIG_ENV, ENV_PREFIX, Config
+from mlstack.runtime.local import api_command
 from tests.support.net import free_port
-
-API_APP = "mlstack_api.main:app"
 
 
 @dataclass
@@ -88,7 +87,7 @@ def run_api(
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     port = free_port()
     log = workdir / "api.log"
-    argv = [sys.executable, "-m", "uvicorn", API_APP, "--host", "127.0.0.1", "--port", str(port)]
+    argv = api_command(port)
     with log.open("wb") as sink:
         process = subprocess.Popen(
             argv,
