@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mlstack.config import REPO_ROOT, Config, load_config
+from mlstack.contract import COMPOSE_EXCLUDE_ENV as EXCLUDE_ENV
+from mlstack.contract import REQUIRED_SECRETS
 from mlstack.runtime.base import Runtime, RuntimeError_
 from mlstack.runtime.compose import (
-    EXCLUDE_ENV,
-    REQUIRED_SECRETS,
     ComposeRuntime,
     compose_command,
     missing_secrets,
