@@ -21,6 +21,8 @@ DEFAULT_OVERLAY: Final = "dev"
 # configMapGenerator reads files only from under the kustomization's own directory.
 MONITORING_DIR: Final = BASE_DIR / "monitoring"
 JENKINS_POD_TEMPLATE: Final = K8S_DIR / "jenkins" / "pod-template.yaml"
+# A one-off training Job (`kubectl create -f`), the counterpart of compose's `make train`.
+TRAIN_JOB: Final = K8S_DIR / "jobs" / "train.yaml"
 
 # `app.kubernetes.io/component` of every object: what applies it. `access` objects (the namespace,
 # RBAC, NetworkPolicies) are applied by an administrator; the pipeline's deployer account cannot.

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from mlstack.runtime.k8s import JENKINS_POD_TEMPLATE, overlay_dir
+from mlstack.runtime.k8s import JENKINS_POD_TEMPLATE, TRAIN_JOB, overlay_dir
 from tests.support.binaries import require_binary
 
 Obj = dict[str, Any]
@@ -44,6 +44,17 @@ def render(overlay: str) -> list[Obj]:
 def pod_template() -> Obj:
     """The Jenkins agent pod template (deploy/k8s/jenkins/pod-template.yaml), not part of an overlay."""
     return dict(yaml.safe_load(JENKINS_POD_TEMPLATE.read_text()))
+
+
+def train_job() -> Obj:
+    """The one-off training Job (deploy/k8s/jobs/train.yaml), created with `kubectl create -f`."""
+    return dict(yaml.safe_load(TRAIN_JOB.read_text()))
+
+
+def one_off_pods() -> dict[str, Obj]:
+    """Pod specs outside the overlays: the Jenkins agent pod template and the training Job."""
+    specs = {"jenkins pod template": pod_spec(pod_template()), "train job": pod_spec(train_job())}
+    return {where: spec for where, spec in specs.items() if spec is not None}
 
 
 def key(obj: Obj) -> str:

@@ -16,7 +16,7 @@ from mlstack.config import REPO_ROOT
 from mlstack.runtime.k8s import OVERLAYS
 from tests.support.binaries import in_ci
 from tests.support.compose import COMPOSE_FILE, compose_implementations, write_env_file
-from tests.support.k8s import containers, key, pod_spec, pod_specs, pod_template, render
+from tests.support.k8s import containers, key, pod_spec, pod_specs, pod_template, render, train_job
 
 pytestmark = pytest.mark.integration
 
@@ -79,3 +79,9 @@ def test_the_jenkins_pod_template_runs_the_trainer_image(compose_images: dict[st
     assert compose_images["trainer"] in images
     others = [i for i in images if i != compose_images["trainer"]]
     assert all(i.startswith(KUBECTL_IMAGE_PREFIX) for i in others), others
+
+
+def test_the_training_job_runs_the_trainer_image(compose_images: dict[str, str]) -> None:
+    spec = pod_spec(train_job())
+    assert spec is not None
+    assert [c["image"] for c in containers(spec)] == [compose_images["trainer"]]

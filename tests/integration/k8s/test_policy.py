@@ -14,13 +14,24 @@ from collections.abc import Iterator
 import pytest
 
 from mlstack.runtime.k8s import ACCESS, COMPONENT_LABEL, DEPLOYER_ACCOUNT, OVERLAYS, SECRETS
-from tests.support.k8s import Obj, containers, find, key, pod_spec, pod_specs, pod_template, render
+from tests.support.k8s import (
+    Obj,
+    containers,
+    find,
+    key,
+    one_off_pods,
+    pod_spec,
+    pod_specs,
+    pod_template,
+    render,
+)
 
 pytestmark = pytest.mark.integration
 
 DOCUMENTED = {spec.name: set(spec.keys) for spec in SECRETS}
 # The only pod that talks to the Kubernetes API (service discovery) and so mounts a token.
 API_CLIENTS = {"Deployment/prometheus"}
+ONE_OFF = set(one_off_pods())
 IMAGE_RE = re.compile(r"^(?P<name>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>.+))?$")
 
 
@@ -31,10 +42,7 @@ def all_pods(overlay: str) -> Iterator[tuple[str, Obj]]:
 
 def with_template(overlay: str) -> Iterator[tuple[str, Obj]]:
     yield from all_pods(overlay)
-    template = pod_template()
-    spec = pod_spec(template)
-    assert spec is not None
-    yield "jenkins pod template", spec
+    yield from one_off_pods().items()
 
 
 def run_as_non_root(spec: Obj, container: Obj) -> bool:
@@ -63,15 +71,15 @@ def test_every_container_runs_non_root_read_only_without_privileges(overlay: str
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_has_probes_requests_and_limits(overlay: str) -> None:
-    # The Jenkins pod template is exempt from probes only: an agent container idles until Jenkins
-    # execs each step, and the agent pod lives as long as one build.
+    # The one-off pods are exempt from probes only: the Jenkins agent container idles until Jenkins
+    # execs each step, the training Job's pod runs to completion; neither serves anything.
     for where, spec in with_template(overlay):
         for container in containers(spec):
             name = f"{where} container {container['name']}"
             resources = container.get("resources", {})
             for bound in ("requests", "limits"):
                 assert set(resources.get(bound, {})) >= {"cpu", "memory"}, f"{name}: {bound}"
-            if where == "jenkins pod template" or container in spec.get("initContainers", []):
+            if where in ONE_OFF or container in spec.get("initContainers", []):
                 continue
             assert "livenessProbe" in container, f"{name}: liveness"
             assert "readinessProbe" in container, f"{name}: readiness"
