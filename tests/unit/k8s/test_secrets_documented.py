@@ -8,7 +8,9 @@ from mlstack.config import REPO_ROOT
 from mlstack.runtime.k8s import OVERLAYS, SECRETS
 
 DOC = (REPO_ROOT / "docs" / "kubernetes.md").read_text()
-ROW = re.compile(r"^\| `(?P<name>[a-z0-9-]+)` \| `(?P<key>[a-z0-9-]+)` \| (?P<holds>.+?) \| (?P<overlays>[a-z, ]+) \|$")
+ROW = re.compile(
+    r"^\| `(?P<name>[a-z0-9-]+)` \| `(?P<key>[a-z0-9-]+)` \| (?P<holds>.+?) \| (?P<overlays>[a-z, ]+) \|$"
+)
 
 
 def documented_rows() -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
