@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from mlstack.contract import config_env_var
 from mlstack.runtime.k8s import ACCESS, COMPONENT_LABEL, DEPLOYER_ACCOUNT, OVERLAYS, SECRETS
 from tests.support.k8s import (
     Obj,
@@ -253,7 +254,7 @@ def test_every_predictor_replica_logs_to_postgresql(overlay: str) -> None:
         spec = pod_spec(find(render(overlay), "Deployment", name))
         assert spec is not None
         env = {e["name"]: e for e in spec["containers"][0]["env"]}
-        url = env["MLSTACK__PREDICTION_STORE__URL"]
+        url = env[config_env_var("prediction_store.url")]
         if "value" in url:
             assert url["value"].startswith("postgresql+psycopg2://"), url
         else:  # prod: the external database's URL is a Secret
