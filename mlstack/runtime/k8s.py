@@ -17,6 +17,7 @@ from typing import Any, Final
 import yaml
 
 from mlstack.config import REPO_ROOT, Config
+from mlstack.contract import CONTAINER_PORTS, POSTGRES
 
 K8S_DIR: Final = REPO_ROOT / "deploy" / "k8s"
 BASE_DIR: Final = K8S_DIR / "base"
@@ -57,6 +58,7 @@ class SecretSpec:
     purpose: str
 
 
+_PG_PORT: Final = CONTAINER_PORTS[POSTGRES]
 SECRETS: Final[tuple[SecretSpec, ...]] = (
     SecretSpec(
         "mlstack-db",
@@ -76,8 +78,9 @@ SECRETS: Final[tuple[SecretSpec, ...]] = (
     SecretSpec(
         "mlstack-postgres-external",
         {
-            "mlflow-backend-store-uri": "postgresql+psycopg2://mlflow@<host>:5432/mlflow[?sslmode=require]",
-            "prediction-store-url": "postgresql+psycopg2://predictions@<host>:5432/predictions[?sslmode=require]",
+            "mlflow-backend-store-uri": f"postgresql+psycopg2://mlflow@<host>:{_PG_PORT}/mlflow[?sslmode=require]",
+            "prediction-store-url": f"postgresql+psycopg2://predictions@<host>:{_PG_PORT}/predictions"
+            "[?sslmode=require]",
         },
         ("prod",),
         "where the external PostgreSQL is (prod overlay); the URLs hold no password",
