@@ -68,7 +68,9 @@ class Expectation:
         return names[: names.index(self.cli_stop_after) + 1] if self.cli_stop_after else names
 
 
-def _alert(trigger: str | None, status: str = "firing", token: str | None = WEBHOOK_TOKEN) -> dict[str, object]:
+def _alert(
+    trigger: str | None, status: str = "firing", token: str | None = WEBHOOK_TOKEN
+) -> dict[str, object]:
     """The request Alertmanager's retrain-webhook receiver sends (Bearer token from credentials_file)."""
     headers = {"Content-Type": "application/json", "User-Agent": "Alertmanager/0.27.0"}
     if token is not None:
@@ -80,7 +82,15 @@ def _approval(action: str) -> dict[str, dict[str, str]]:
     return {APPROVAL_STAGE: {"action": action, "submitter": "alice"}}
 
 
-_NOT_PROMOTED = {"Promote", "Rollback", "Release", "Deploy", "Health checks", "Smoke prediction", "Drift report"}
+_NOT_PROMOTED = {
+    "Promote",
+    "Rollback",
+    "Release",
+    "Deploy",
+    "Health checks",
+    "Smoke prediction",
+    "Drift report",
+}
 _ABORTED = Expectation(
     skipped=frozenset(_NOT_PROMOTED),
     result="ABORTED",
@@ -99,7 +109,10 @@ SCENARIOS: dict[str, tuple[Scenario, Expectation]] = {
         Expectation(trigger=PUSH, params={"TRIGGER_REASON": MANUAL}),
     ),
     "SCM poll": (Scenario("SCM poll", trigger={"type": "poll"}), Expectation(trigger=PUSH)),
-    "cron": (Scenario("cron", trigger={"type": "cron"}), Expectation(trigger=SCHEDULE, params={"TRIGGER_REASON": SCHEDULE})),
+    "cron": (
+        Scenario("cron", trigger={"type": "cron"}),
+        Expectation(trigger=SCHEDULE, params={"TRIGGER_REASON": SCHEDULE}),
+    ),
     "Alertmanager drift": (
         Scenario("Alertmanager drift", trigger=_alert(DRIFT)),
         Expectation(trigger=DRIFT, params={"TRIGGER_REASON": DRIFT}),
@@ -114,7 +127,9 @@ SCENARIOS: dict[str, tuple[Scenario, Expectation]] = {
             trigger={"type": "manual", "parameters": {"REQUIRE_APPROVAL": True}},
             input=_approval("proceed"),
         ),
-        Expectation(skipped=frozenset({"Rollback"}), cli_skipped=frozenset(), params={"REQUIRE_APPROVAL": True}),
+        Expectation(
+            skipped=frozenset({"Rollback"}), cli_skipped=frozenset(), params={"REQUIRE_APPROVAL": True}
+        ),
     ),
     "approval aborted": (
         Scenario(
@@ -175,8 +190,14 @@ SCENARIOS: dict[str, tuple[Scenario, Expectation]] = {
 
 # Webhook and trigger requests that must not start a build, with the reason the harness gives.
 REFUSED: dict[str, tuple[Scenario, str]] = {
-    "alert resolved": (Scenario("alert resolved", trigger=_alert(DRIFT, status="resolved")), "does not match"),
-    "alert without ct_trigger": (Scenario("alert without ct_trigger", trigger=_alert(None)), "does not match"),
+    "alert resolved": (
+        Scenario("alert resolved", trigger=_alert(DRIFT, status="resolved")),
+        "does not match",
+    ),
+    "alert without ct_trigger": (
+        Scenario("alert without ct_trigger", trigger=_alert(None)),
+        "does not match",
+    ),
     "alert with an injected label": (
         Scenario("alert with an injected label", trigger=_alert("drift; rm -rf /")),
         "does not match",
@@ -217,7 +238,9 @@ def flipped(name: str) -> Scenario:
 
 
 EVERYTHING_FLIPPED = Scenario(
-    "every parameter changed", trigger={"type": "manual", "parameters": ALTERNATIVES}, input=_approval("proceed")
+    "every parameter changed",
+    trigger={"type": "manual", "parameters": ALTERNATIVES},
+    input=_approval("proceed"),
 )
 # Whitespace around values: the string parameters are declared with trim: true.
 PADDED = manual("padded values", GATE_FLOOR=" 0.9 ", MODELS=" svc,knn ")
@@ -248,7 +271,9 @@ def check(build: Build, expected: Expectation) -> None:
     _same("build result", build.result, expected.result, account)
     _same("mlstack stages", build.cli_stages(), expected.cli, account)
     for stage in expected.ran:
-        _same(f"{stage} status", build.stage(stage)["status"], expected.statuses.get(stage, "SUCCESS"), account)
+        _same(
+            f"{stage} status", build.stage(stage)["status"], expected.statuses.get(stage, "SUCCESS"), account
+        )
     _same("post conditions", build.posts, list(expected.posts), account)
     for section, names in expected.post_cli.items():
         _same(f"mlstack stages in {section}", build.cli_stages(section), names, account)

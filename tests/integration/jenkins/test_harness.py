@@ -30,10 +30,22 @@ pipeline {
     options { skipDefaultCheckout() }
     PARAMS
     stages {
-        stage('equal') { when { equals expected: 'x', actual: params.P }; steps { sh 'make equal' } }
-        stage('not equal') { when { not { equals expected: 'x', actual: params.P } }; steps { sh 'make differ' } }
-        stage('all') { when { allOf { expression { params.FLAG }; environment name: 'P', value: 'x' } }; steps { sh 'make all' } }
-        stage('any') { when { anyOf { expression { params.FLAG }; equals expected: 'x', actual: params.P } }; steps { sh 'make any' } }
+        stage('equal') {
+            when { equals expected: 'x', actual: params.P }
+            steps { sh 'make equal' }
+        }
+        stage('not equal') {
+            when { not { equals expected: 'x', actual: params.P } }
+            steps { sh 'make differ' }
+        }
+        stage('all') {
+            when { allOf { expression { params.FLAG }; environment name: 'P', value: 'x' } }
+            steps { sh 'make all' }
+        }
+        stage('any') {
+            when { anyOf { expression { params.FLAG }; equals expected: 'x', actual: params.P } }
+            steps { sh 'make any' }
+        }
     }
 }
 """,
@@ -124,9 +136,10 @@ pipeline {
 }
 # Files the harness must refuse rather than guess about.
 REFUSED = {
-    "unknown step": "pipeline { agent any\n stages { stage('s') { steps { writeFile file: 'x', text: 'y' } } } }",
+    "unknown step": "pipeline { agent any\n stages { stage('s') { steps { writeFile file: 'x' } } } }",
     "misspelt directive": "pipeline { agent any\n stages { stage('s') { step { sh 'make' } } } }",
-    "unknown condition": "pipeline { agent any\n stages { stage('s') { when { branch 'main' }; steps { sh 'make' } } } }",
+    "unknown condition": "pipeline { agent any\n stages { stage('s') {\n"
+    "  when { branch 'main' }; steps { sh 'make' } } } }",
 }
 
 
@@ -150,7 +163,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Build]:
             jenkinsfile=files["when equals"],
         ),
         Scenario(
-            "environment, FLAG", trigger={"type": "manual", "parameters": {"FLAG": True}}, jenkinsfile=files["environment"]
+            "environment, FLAG",
+            trigger={"type": "manual", "parameters": {"FLAG": True}},
+            jenkinsfile=files["environment"],
         ),
     ]
     return dict(run_jenkinsfile(scenarios, jenkinsfile=files["failure"]).builds)
@@ -161,7 +176,9 @@ def test_when_equals_is_the_declarative_condition(builds: dict[str, Build]) -> N
     assert default.ran == ["equal", "any"] and default.skipped == ["not equal", "all"], default.summary()
     changed = builds["when equals, P=y FLAG"]
     assert changed.ran == ["not equal", "any"] and changed.skipped == ["equal", "all"], changed.summary()
-    assert changed.stage("all")["when"] == [{"condition": "allOf(expression, environment(P == x))", "value": False}]
+    assert changed.stage("all")["when"] == [
+        {"condition": "allOf(expression, environment(P == x))", "value": False}
+    ]
 
 
 def test_catch_error_makes_the_stage_fail_and_the_build_unstable(builds: dict[str, Build]) -> None:
@@ -169,7 +186,12 @@ def test_catch_error_makes_the_stage_fail_and_the_build_unstable(builds: dict[st
     assert build.result == "UNSTABLE" and build.ran == ["report", "after"], build.summary()
     assert build.stage("report")["status"] == "FAILURE"
     # Stage post sees the stage's FAILURE; pipeline post sees UNSTABLE, in always, unstable, cleanup order.
-    assert build.posts == [("report", "failure"), ("pipeline", "always"), ("pipeline", "unstable"), ("pipeline", "cleanup")]
+    assert build.posts == [
+        ("report", "failure"),
+        ("pipeline", "always"),
+        ("pipeline", "unstable"),
+        ("pipeline", "cleanup"),
+    ]
 
 
 def test_a_failure_skips_later_stages_and_runs_failure_posts_in_order(builds: dict[str, Build]) -> None:
@@ -215,8 +237,13 @@ def test_the_harness_refuses_what_it_does_not_model(tmp_path: Path, name: str) -
 def test_the_job_dsl_contexts_refuse_what_job_dsl_would_refuse() -> None:
     """Unknown methods, wrong argument types and missing required options fail, as in Job DSL."""
     with pytest.raises(AssertionError, match="no method scmpoll"):
-        run_seed_job("pipelineJob('x') { properties { pipelineTriggers { triggers { pollSCM { scmpoll('H * * * *') } } } } }")
+        run_seed_job(
+            "pipelineJob('x') { properties { pipelineTriggers { triggers {\n"
+            "    pollSCM { scmpoll('H * * * *') } } } } }"
+        )
     with pytest.raises(AssertionError, match="must be Boolean"):
         run_seed_job("pipelineJob('x') { parameters { booleanParam('B', 'false', 'd') } }")
     with pytest.raises(AssertionError, match="required"):
-        run_seed_job("pipelineJob('x') { properties { pipelineTriggers { triggers { parameterizedCron { } } } } }")
+        run_seed_job(
+            "pipelineJob('x') { properties { pipelineTriggers { triggers { parameterizedCron { } } } } }"
+        )

@@ -106,7 +106,8 @@ def test_one_step_end_to_end_with_the_real_binary(jenkins_run: JenkinsfileRun) -
     env["PATH"] = os.environ["PATH"]
     env["MLSTACK_ARGS"] += " --dry-run"  # the script expands $MLSTACK_ARGS unquoted: one more word
     done = subprocess.run(
-        [require_binary("sh"), "-xe", "-c", step.script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+        [require_binary("sh"), "-xe", "-c", step.script], cwd=REPO_ROOT, env=env, capture_output=True,
+        text=True,
         timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -118,7 +119,12 @@ def test_the_lint_stage_is_a_real_make_invocation(jenkins_run: JenkinsfileRun) -
     ((program, *args),) = step.argv
     assert program == "make"
     done = subprocess.run(
-        [require_binary("make"), "-n", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+        [require_binary("make"), "-n", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "pytest" in done.stdout and "--junitxml=.mlops/reports/junit.xml" in done.stdout
@@ -203,7 +209,11 @@ def test_every_retraining_alert_label_is_a_trigger(jenkins_run: JenkinsfileRun) 
         if "ct_trigger" in rule.get("labels", {})
     }
     assert labels, "the alert rules define no ct_trigger label"
-    webhook_builds = {b.params["TRIGGER_REASON"] for b in jenkins_run.builds.values() if b.triggered and b.causes[0]["_class"].endswith("GenericCause")}
+    webhook_builds = {
+        b.params["TRIGGER_REASON"]
+        for b in jenkins_run.builds.values()
+        if b.triggered and b.causes[0]["_class"].endswith("GenericCause")
+    }
     assert labels <= webhook_builds, labels - webhook_builds
     (choice,) = [p for p in jenkins_run.parameters if p["name"] == "TRIGGER_REASON"]
     assert labels <= set(choice["choices"])
@@ -227,7 +237,10 @@ def test_post_actions_archive_and_clean_only_this_project(jenkins_run: Jenkinsfi
     (cleanup,) = [s for s in build.sh_steps if s.section == "post cleanup"]
     (argv,) = cleanup.argv
     assert argv[:3] == ("docker", "image", "prune") and "--force" in argv
-    assert "label=com.docker.compose.project=mlstack" in argv and argv[argv.index("label=com.docker.compose.project=mlstack") - 1] == "--filter"
+    assert (
+        "label=com.docker.compose.project=mlstack" in argv
+        and argv[argv.index("label=com.docker.compose.project=mlstack") - 1] == "--filter"
+    )
     assert not {"-a", "--all", "system"} & set(argv)
     (archive,) = [s for s in build.steps if s["step"] == "archiveArtifacts"]
     (junit,) = [s for s in build.steps if s["step"] == "junit"]
@@ -238,7 +251,13 @@ def test_post_actions_archive_and_clean_only_this_project(jenkins_run: Jenkinsfi
 
 def test_pipeline_options(jenkins_run: JenkinsfileRun) -> None:
     options = {o["name"]: o["args"] for o in jenkins_run.definition["options"]}
-    assert set(options) == {"disableConcurrentBuilds", "timeout", "timestamps", "buildDiscarder", "skipDefaultCheckout"}
+    assert set(options) == {
+        "disableConcurrentBuilds",
+        "timeout",
+        "timestamps",
+        "buildDiscarder",
+        "skipDefaultCheckout",
+    }
     assert options["timeout"] == {"time": 4, "unit": "HOURS"}
     assert options["buildDiscarder"]["name"] == "logRotator"
     assert jenkins_run.definition["agent"] == "any"
@@ -280,3 +299,43 @@ def test_docs_explain_every_parameter(jenkins_run: JenkinsfileRun) -> None:
     for topic in ("--profile jenkins", "generic-webhook-trigger/invoke", "docker.sock"):
         assert topic in docs, topic
     assert re.search(r"Groovy 2\.4\.21", docs)
+
+
+# What the executed builds use -> the plugin providing it (steps of workflow-aggregator's set aside).
+PROVIDED_BY = {
+    "trigger:GitHubPushTrigger": "github",
+    "trigger:ParameterizedTimerTrigger": "parameterized-scheduler",
+    "trigger:GenericTrigger": "generic-webhook-trigger",
+    "trigger:SCMTrigger": "git",  # polling needs an SCM: the git plugin's
+    "step:checkout": "git",
+    "step:junit": "junit",
+    "option:timestamps": "timestamper",
+    "step:sh": "workflow-aggregator",
+    "step:catchError": "workflow-aggregator",
+    "step:archiveArtifacts": "workflow-aggregator",
+    "input": "workflow-aggregator",
+}
+
+
+def test_plugins_cover_what_the_pipeline_uses(jenkins_run: JenkinsfileRun) -> None:
+    used = {f"trigger:{t['class'].rsplit('.', 1)[-1]}" for t in jenkins_run.triggers}
+    used |= {f"option:{o['name']}" for o in jenkins_run.definition["options"]}
+    for build in jenkins_run.builds.values():
+        if build.triggered:
+            used |= {f"step:{s['step']}" for s in build.steps}
+            used |= {"input"} if build.inputs else set()
+    pins = {
+        line.split(":", 1)[0]
+        for line in (REPO_ROOT / "jenkins" / "plugins.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    core = {
+        "option:disableConcurrentBuilds",
+        "option:buildDiscarder",
+        "option:timeout",
+        "option:skipDefaultCheckout",
+    }
+    unknown = used - set(PROVIDED_BY) - core
+    assert unknown == set(), f"which plugin provides {unknown}?"
+    missing = {f"{what} needs {PROVIDED_BY[what]}" for what in used - core if PROVIDED_BY[what] not in pins}
+    assert missing == set()

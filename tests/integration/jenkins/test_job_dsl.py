@@ -39,7 +39,10 @@ def test_seed_job_is_the_pipeline_job_of_the_repository(seeded: dict[str, Any]) 
         "type": "cpsScm",
         "scriptPath": "Jenkinsfile",
         "lightweight": True,
-        "git": {"remotes": [{"url": "file:///workspace/mlstack", "credentials": None}], "branches": ["*/main"]},
+        "git": {
+            "remotes": [{"url": "file:///workspace/mlstack", "credentials": None}],
+            "branches": ["*/main"],
+        },
     }
 
 
@@ -50,13 +53,17 @@ def test_seed_job_follows_the_repository_variables() -> None:
     assert job["definition"]["git"]["branches"] == ["*/release"]
 
 
-def test_seed_job_parameters_equal_the_jenkinsfiles(jenkins_run: JenkinsfileRun, seeded: dict[str, Any]) -> None:
+def test_seed_job_parameters_equal_the_jenkinsfiles(
+    jenkins_run: JenkinsfileRun, seeded: dict[str, Any]
+) -> None:
     """Names, types, defaults, choices and descriptions, in order."""
     assert _comparable(seeded["parameters"]) == _comparable(jenkins_run.parameters)
     assert len(seeded["parameters"]) == len(jenkins_run.parameters) >= 13
 
 
-def test_seed_job_triggers_equal_the_jenkinsfiles(jenkins_run: JenkinsfileRun, seeded: dict[str, Any]) -> None:
+def test_seed_job_triggers_equal_the_jenkinsfiles(
+    jenkins_run: JenkinsfileRun, seeded: dict[str, Any]
+) -> None:
     """Push hook, polling, the parameterized schedule and the Alertmanager webhook, setting by setting."""
     assert seeded["triggers"] == jenkins_run.triggers
     classes = [t["class"].rsplit(".", 1)[-1] for t in seeded["triggers"]]

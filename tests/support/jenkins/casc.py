@@ -77,7 +77,9 @@ def string_credentials(env: Mapping[str, str]) -> dict[str, str]:
         for credential in domain["credentials"]:
             if "string" in credential:
                 secret = resolve(str(credential["string"]["secret"]), env)
-                assert not secret.unresolved, f"credential {credential['string']['id']}: unresolved {secret.unresolved}"
+                assert not secret.unresolved, (
+                    f"credential {credential['string']['id']}: unresolved {secret.unresolved}"
+                )
                 found[credential["string"]["id"]] = secret.text
     return found
 

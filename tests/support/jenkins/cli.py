@@ -1,4 +1,4 @@
-"""The Jenkinsfile's `mlstack` command lines through the real CLI, with `--dry-run`, as the build would run them."""
+"""The Jenkinsfile's `mlstack` calls through the real CLI with `--dry-run`, as the build would run them."""
 
 from __future__ import annotations
 

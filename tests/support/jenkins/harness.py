@@ -47,7 +47,15 @@ def groovy_command() -> list[str]:
         if in_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
-    return [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", f"{lib}/*", "groovy.ui.GroovyMain", str(HARNESS)]
+    return [
+        java,
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
+        "-cp",
+        f"{lib}/*",
+        "groovy.ui.GroovyMain",
+        str(HARNESS),
+    ]
 
 
 def run_harness(request: Mapping[str, Any], timeout: float = 900) -> dict[str, Any]:
@@ -56,11 +64,15 @@ def run_harness(request: Mapping[str, Any], timeout: float = 900) -> dict[str, A
     with tempfile.TemporaryDirectory(prefix="mlstack-harness-") as tmp:
         path = Path(tmp) / "request.json"
         path.write_text(json.dumps(request))
-        done = subprocess.run([*command, str(path)], capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            [*command, str(path)], capture_output=True, text=True, timeout=timeout, check=False
+        )
     if done.returncode != 0:
         raise AssertionError(f"harness.groovy exited {done.returncode}:\n{done.stderr[-6000:]}")
     answer: dict[str, Any] = json.loads(done.stdout)
-    assert answer["groovy"] == GROOVY_VERSION, f"Groovy {answer['groovy']} runs the harness, Jenkins bundles {GROOVY_VERSION}"
+    assert answer["groovy"] == GROOVY_VERSION, (
+        f"Groovy {answer['groovy']} runs the harness, Jenkins bundles {GROOVY_VERSION}"
+    )
     return answer
 
 
@@ -87,7 +99,7 @@ class Scenario:
 
 
 def manual(name: str, **parameters: str | bool) -> Scenario:
-    """"Build with Parameters" by the admin, with these values (the rest at their defaults)."""
+    """ "Build with Parameters" by the admin, with these values (the rest at their defaults)."""
     return Scenario(name, trigger={"type": "manual", "parameters": parameters})
 
 
@@ -218,7 +230,7 @@ class Build:
 
 @dataclass(frozen=True)
 class JenkinsfileRun:
-    """The Jenkinsfile's declarations (parameters, triggers, options, stage tree) and one build per scenario."""
+    """The Jenkinsfile's declarations (parameters, triggers, options, stages) and one build per scenario."""
 
     groovy: str
     java: str
