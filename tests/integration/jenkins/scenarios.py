@@ -6,17 +6,39 @@ come from mlstack.stages.STAGES, the list the local runner runs in the same orde
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass, field
 
-from mlstack.config import TriggerReason
-from mlstack.pipeline import TRAINING_STAGES
-from mlstack.stages import STAGES
+from mlstack.contract import (
+    APPROVED_BY_ENV,
+    JENKINS_TRIGGER_PARAMETER,
+    STAGES,
+    TRIGGER_ACCURACY,
+    TRIGGER_DRIFT,
+    TRIGGER_MANUAL,
+    TRIGGER_PUSH,
+    TRIGGER_SCHEDULE,
+    Stage,
+)
 from tests.support.ct import notification
 from tests.support.jenkins.harness import Build, Scenario, manual
 
-TRIGGERS: tuple[str, ...] = typing.get_args(TriggerReason)
-MANUAL, PUSH, SCHEDULE, DRIFT, ACCURACY = TRIGGERS
+MANUAL, PUSH, SCHEDULE, DRIFT, ACCURACY = (
+    TRIGGER_MANUAL,
+    TRIGGER_PUSH,
+    TRIGGER_SCHEDULE,
+    TRIGGER_DRIFT,
+    TRIGGER_ACCURACY,
+)
+TRIGGER = JENKINS_TRIGGER_PARAMETER
+APPROVER = APPROVED_BY_ENV
+# `mlstack stage` names (typed Stage: mypy checks them against mlstack.contract).
+BUILD: Stage = "build"
+APPROVE: Stage = "approve"
+HEALTHCHECK: Stage = "healthcheck"
+GATE: Stage = "gate"
+DEPLOY: Stage = "deploy"
+# What the Jenkinsfile's "Continuous training" block runs.
+TRAINING_STAGES: frozenset[Stage] = frozenset({"validate-data", "train", "register", GATE, APPROVE, "promote"})
 
 # The Jenkinsfile's stages in file order, parents before their children.
 JENKINS_STAGES = [
@@ -51,7 +73,7 @@ class Expectation:
     trigger: str = MANUAL
     skipped: frozenset[str] = frozenset({APPROVAL_STAGE, "Rollback"})
     result: str = "SUCCESS"
-    cli_skipped: frozenset[str] = frozenset({"approve"})
+    cli_skipped: frozenset[str] = frozenset({APPROVE})
     cli_stop_after: str | None = None  # the last `mlstack stage` a failure lets run
     statuses: dict[str, str] = field(default_factory=dict)  # stage -> status, where not SUCCESS/SKIPPED
     posts: tuple[tuple[str, str], ...] = ALWAYS
@@ -95,10 +117,10 @@ _ABORTED = Expectation(
     skipped=frozenset(_NOT_PROMOTED),
     result="ABORTED",
     cli_skipped=frozenset(),
-    cli_stop_after="gate",
+    cli_stop_after=GATE,
     statuses={APPROVAL_STAGE: "ABORTED", "Continuous training": "ABORTED"},
     posts=(("pipeline", "always"), ("pipeline", "aborted"), ("pipeline", "cleanup")),
-    post_cli={"post aborted": ["approve"]},
+    post_cli={"post aborted": [APPROVE]},
     params={"REQUIRE_APPROVAL": True},
 )
 
@@ -106,20 +128,20 @@ SCENARIOS: dict[str, tuple[Scenario, Expectation]] = {
     "manual defaults": (manual("manual defaults"), Expectation()),
     "GitHub push": (
         Scenario("GitHub push", trigger={"type": "push", "pusher": "octocat"}),
-        Expectation(trigger=PUSH, params={"TRIGGER_REASON": MANUAL}),
+        Expectation(trigger=PUSH, params={TRIGGER: MANUAL}),
     ),
     "SCM poll": (Scenario("SCM poll", trigger={"type": "poll"}), Expectation(trigger=PUSH)),
     "cron": (
         Scenario("cron", trigger={"type": "cron"}),
-        Expectation(trigger=SCHEDULE, params={"TRIGGER_REASON": SCHEDULE}),
+        Expectation(trigger=SCHEDULE, params={TRIGGER: SCHEDULE}),
     ),
     "Alertmanager drift": (
         Scenario("Alertmanager drift", trigger=_alert(DRIFT)),
-        Expectation(trigger=DRIFT, params={"TRIGGER_REASON": DRIFT}),
+        Expectation(trigger=DRIFT, params={TRIGGER: DRIFT}),
     ),
     "Alertmanager accuracy": (
         Scenario("Alertmanager accuracy", trigger=_alert(ACCURACY)),
-        Expectation(trigger=ACCURACY, params={"TRIGGER_REASON": ACCURACY}),
+        Expectation(trigger=ACCURACY, params={TRIGGER: ACCURACY}),
     ),
     "approval given": (
         Scenario(
@@ -167,7 +189,7 @@ SCENARIOS: dict[str, tuple[Scenario, Expectation]] = {
         manual("no image rebuild", REBUILD_IMAGES=False),
         Expectation(
             skipped=frozenset({"Build images", APPROVAL_STAGE, "Rollback"}),
-            cli_skipped=frozenset({"build", "approve"}),
+            cli_skipped=frozenset({BUILD, APPROVE}),
             params={"REBUILD_IMAGES": False},
         ),
     ),
@@ -176,10 +198,10 @@ SCENARIOS: dict[str, tuple[Scenario, Expectation]] = {
         Expectation(
             skipped=frozenset({APPROVAL_STAGE, "Rollback", "Smoke prediction", "Drift report"}),
             result="FAILURE",
-            cli_stop_after="healthcheck",
+            cli_stop_after=HEALTHCHECK,
             statuses={"Health checks": "FAILURE", "Release": "FAILURE"},
             posts=(("Release", "failure"), *ALWAYS),
-            post_cli={"post failure": ["deploy"]},
+            post_cli={"post failure": [DEPLOY]},
         ),
     ),
     "drift report fails": (
@@ -223,7 +245,7 @@ ALTERNATIVES: dict[str, str | bool] = {
     "REBUILD_IMAGES": False,
     "SKIP_TRAINING": True,
     "ROLLBACK_TO_VERSION": "3",
-    "TRIGGER_REASON": DRIFT,
+    TRIGGER: DRIFT,
     "REQUIRE_APPROVAL": True,
 }
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlstack.config import REPO_ROOT, PrimaryMetric, load_config
-from mlstack.stages import STAGES
+from mlstack.contract import CT_LABEL, DEFAULT_TRIGGER, STAGES, TRIGGERS
 from tests.integration.jenkins import scenarios as sc
 from tests.support.binaries import require_binary
 from tests.support.jenkins import casc
@@ -51,7 +51,7 @@ def _mlstack_calls(builds: typing.Iterable[Build]) -> dict[tuple[str, ...], dict
         for step in build.sh_steps:
             for argv in step.argv:
                 if argv[0] == CLI_PATH:
-                    key = (*argv, step.env.get("APPROVED_BY", ""))
+                    key = (*argv, step.env.get(sc.APPROVER, ""))
                     calls.setdefault(key, dict(step.env))
     return calls
 
@@ -77,7 +77,7 @@ def test_parameter_values_reach_the_cli_config(jenkins_run: JenkinsfileRun) -> N
     assert code == 0, output
     values = sc.ALTERNATIVES
     for expected in (
-        f"trigger={values['TRIGGER_REASON']}",
+        f"trigger={values[sc.TRIGGER]}",
         f"tracking_uri={values['MLFLOW_TRACKING_URI']}",
         f"model={values['MODEL_NAME']}",
         f"experiment={values['EXPERIMENT_NAME']}",
@@ -149,7 +149,7 @@ def test_every_stage_is_one_project_command(jenkins_run: JenkinsfileRun) -> None
 
 def test_stage_order_is_the_local_runner_order(jenkins_run: JenkinsfileRun) -> None:
     """Jenkins and `mlstack run` run the same stages in the same order."""
-    assert jenkins_run.builds["approval given"].cli_stages() == STAGES
+    assert tuple(jenkins_run.builds["approval given"].cli_stages()) == STAGES
 
 
 def test_every_parameter_changes_what_the_build_runs(jenkins_run: JenkinsfileRun) -> None:
@@ -177,12 +177,12 @@ def test_approval_waits_two_hours_and_records_the_approver(jenkins_run: Jenkinsf
     build = jenkins_run.builds["approval given"]
     (asked,) = build.inputs
     assert asked["stage"] == sc.APPROVAL_STAGE
-    assert asked["message"] and asked["ok"] and asked["submitterParameter"] == "APPROVED_BY"
+    assert asked["message"] and asked["ok"] and asked["submitterParameter"] == sc.APPROVER
     # Innermost first to expire: the stage's own 2 h, inside the whole build's 4 h.
     assert [(t["time"], t["unit"]) for t in asked["timeouts"]] == [(4, "HOURS"), (2, "HOURS")]
     (approve,) = [s for s in build.sh_steps if s.stage == sc.APPROVAL_STAGE]
-    assert approve.env["APPROVED_BY"] == "alice"
-    assert approve.argv[0][1:3] == ("stage", "approve") and "--approve" in approve.argv[0]
+    assert approve.env[sc.APPROVER] == "alice"
+    assert approve.argv[0][1:3] == ("stage", sc.APPROVE) and "--approve" in approve.argv[0]
     aborted = jenkins_run.builds["approval aborted"]
     (post,) = [s for s in aborted.sh_steps if s.section == "post aborted"]
     assert "--no-approve" in post.argv[0], "an aborted approval records the challenger as pending"
@@ -196,26 +196,26 @@ def test_alertmanager_variables_reach_the_build(jenkins_run: JenkinsfileRun) -> 
     assert cause["shortDescription"] == "Alertmanager: DataDriftDetected is firing, retrain (drift)"
     env = build.sh_steps[0].env
     assert env["ALERT_NAME"] == "DataDriftDetected" and env["ALERT_STATUS"] == "firing"
-    assert env["TRIGGER_REASON"] == sc.DRIFT
+    assert env[sc.TRIGGER] == sc.DRIFT
 
 
 def test_every_retraining_alert_label_is_a_trigger(jenkins_run: JenkinsfileRun) -> None:
     """Each ct_trigger label the alert rules set is a TRIGGER_REASON choice with a webhook scenario."""
     rules = yaml.safe_load((REPO_ROOT / "prometheus/rules/alerts.yml").read_text())
     labels = {
-        rule["labels"]["ct_trigger"]
+        rule["labels"][CT_LABEL]
         for group in rules["groups"]
         for rule in group["rules"]
-        if "ct_trigger" in rule.get("labels", {})
+        if CT_LABEL in rule.get("labels", {})
     }
     assert labels, "the alert rules define no ct_trigger label"
     webhook_builds = {
-        b.params["TRIGGER_REASON"]
+        b.params[sc.TRIGGER]
         for b in jenkins_run.builds.values()
         if b.triggered and b.causes[0]["_class"].endswith("GenericCause")
     }
     assert labels <= webhook_builds, labels - webhook_builds
-    (choice,) = [p for p in jenkins_run.parameters if p["name"] == "TRIGGER_REASON"]
+    (choice,) = [p for p in jenkins_run.parameters if p["name"] == sc.TRIGGER]
     assert labels <= set(choice["choices"])
 
 
@@ -229,7 +229,7 @@ def test_webhook_token_is_the_credential_alertmanager_sends(jenkins_run: Jenkins
     (hook,) = [h for h in hooks if h["url"].endswith("/generic-webhook-trigger/invoke")]
     assert hook["http_config"]["authorization"]["type"] == "Bearer"  # read by GenericWebHookRequestReceiver
     routes = [r for r in alertmanager["route"].get("routes", []) if r["receiver"] == "retrain-webhook"]
-    assert routes and routes[0]["group_by"] == ["ct_trigger"], "commonLabels.ct_trigger needs grouping by it"
+    assert routes and routes[0]["group_by"] == [CT_LABEL], "commonLabels needs grouping by the CT label"
 
 
 def test_post_actions_archive_and_clean_only_this_project(jenkins_run: JenkinsfileRun) -> None:
@@ -278,8 +278,8 @@ def test_parameter_defaults_follow_mlstack_yaml(jenkins_run: JenkinsfileRun) -> 
     assert float(params["GATE_FLOOR"]["defaultValue"]) == config.gate.floor
     assert float(params["GATE_MIN_IMPROVEMENT"]["defaultValue"]) == config.gate.min_improvement
     assert params["REQUIRE_APPROVAL"]["defaultValue"] is config.gate.require_approval
-    assert tuple(params["TRIGGER_REASON"]["choices"]) == sc.TRIGGERS
-    assert params["TRIGGER_REASON"]["defaultValue"] == sc.MANUAL
+    assert tuple(params[sc.TRIGGER]["choices"]) == TRIGGERS
+    assert params[sc.TRIGGER]["defaultValue"] == DEFAULT_TRIGGER
     assert params["ROLLBACK_TO_VERSION"]["defaultValue"] == ""
     assert all(p["description"] for p in params.values()), "every parameter needs a description"
     assert all(p["trim"] for p in params.values() if p["type"] == "string")
