@@ -38,7 +38,9 @@ HEALTHCHECK: Stage = "healthcheck"
 GATE: Stage = "gate"
 DEPLOY: Stage = "deploy"
 # What the Jenkinsfile's "Continuous training" block runs.
-TRAINING_STAGES: frozenset[Stage] = frozenset({"validate-data", "train", "register", GATE, APPROVE, "promote"})
+TRAINING_STAGES: frozenset[Stage] = frozenset(
+    {"validate-data", "train", "register", GATE, APPROVE, "promote"}
+)
 
 # The Jenkinsfile's stages in file order, parents before their children.
 JENKINS_STAGES = [
@@ -73,8 +75,8 @@ class Expectation:
     trigger: str = MANUAL
     skipped: frozenset[str] = frozenset({APPROVAL_STAGE, "Rollback"})
     result: str = "SUCCESS"
-    cli_skipped: frozenset[str] = frozenset({APPROVE})
-    cli_stop_after: str | None = None  # the last `mlstack stage` a failure lets run
+    cli_skipped: frozenset[Stage] = frozenset({APPROVE})
+    cli_stop_after: Stage | None = None  # the last `mlstack stage` a failure lets run
     statuses: dict[str, str] = field(default_factory=dict)  # stage -> status, where not SUCCESS/SKIPPED
     posts: tuple[tuple[str, str], ...] = ALWAYS
     post_cli: dict[str, list[str]] = field(default_factory=dict)  # "post <condition>" -> mlstack stages
@@ -86,7 +88,7 @@ class Expectation:
 
     @property
     def cli(self) -> list[str]:
-        names = [s for s in STAGES if s not in self.cli_skipped]
+        names: list[str] = [s for s in STAGES if s not in self.cli_skipped]
         return names[: names.index(self.cli_stop_after) + 1] if self.cli_stop_after else names
 
 
