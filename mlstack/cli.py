@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from mlstack.config import REPO_ROOT, Config, load_config, parse_set_options, select_candidates
+from mlstack.contract import DEFAULT_TRIGGER, STAGES, TRIGGERS
 from mlstack.ct_cli import ct_app, simulate_app, trigger_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -32,7 +33,6 @@ app.add_typer(simulate_app, name="simulate")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (default: mlstack.yaml).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: key.sub=value.")]
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local | compose")]
-TRIGGERS = ["manual", "push", "schedule", "drift", "accuracy"]
 
 
 def _build_config(
@@ -105,10 +105,8 @@ def _pipeline_command(
     approve: bool,
     dry_run: bool,
 ) -> None:
-    from mlstack.stages import STAGES
-
     if trigger not in TRIGGERS:
-        raise typer.BadParameter(f"{trigger!r} is not one of {TRIGGERS}", param_hint="--trigger")
+        raise typer.BadParameter(f"{trigger!r} is not one of {list(TRIGGERS)}", param_hint="--trigger")
     unknown = [s for s in stage_names if s not in STAGES]
     if unknown:
         raise typer.BadParameter(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
@@ -226,9 +224,7 @@ PIPELINE_OPTIONS: dict[str, inspect.Parameter] = {
     "floor": _option(Annotated[float | None, typer.Option(help="Gate floor.")], None),
     "min_improvement": _option(Annotated[float | None, typer.Option(help="Gate minimum improvement.")], None),
     "force": _option(Annotated[bool, typer.Option(help="Promote regardless of the gate (audited).")], False),
-    "trigger": _option(
-        Annotated[str, typer.Option(help="manual | push | schedule | drift | accuracy")], "manual"
-    ),
+    "trigger": _option(Annotated[str, typer.Option(help=" | ".join(TRIGGERS))], DEFAULT_TRIGGER),
     "require_approval": _option(
         Annotated[bool | None, typer.Option(help="Quarantine: wait for approval.")], None
     ),
@@ -264,9 +260,7 @@ def _run_pipeline(stage_names: list[str], run_all: bool, options: dict[str, Any]
 @with_pipeline_options
 def run(**options: Any) -> None:
     """Run every stage in order."""
-    from mlstack.stages import STAGES
-
-    _run_pipeline(STAGES, True, options)
+    _run_pipeline(list(STAGES), True, options)
 
 
 @app.command()

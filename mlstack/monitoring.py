@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 
 from mlstack.config import Config, load_config
+from mlstack.contract import CT_LABEL, WEBHOOK_URL_ENV
+from mlstack.contract import WEBHOOK_TOKEN_ENV as TOKEN_ENV
 
 Target = Literal["compose", "local"]
 TARGETS: tuple[Target, ...] = ("compose", "local")
@@ -32,8 +34,6 @@ COMPOSE_TARGETS: dict[str, str] = {
 COMPOSE_WEBHOOK_URL = "http://jenkins:8080/generic-webhook-trigger/invoke"
 # Docker secret holding MLSTACK_WEBHOOK_TOKEN inside the alertmanager container.
 COMPOSE_TOKEN_FILE = "/run/secrets/mlstack_webhook_token"  # noqa: S105 - a path, not a secret
-TOKEN_ENV = "MLSTACK_WEBHOOK_TOKEN"  # noqa: S105 - an env var name
-WEBHOOK_URL_ENV = "MLSTACK_WEBHOOK_URL"
 LOCAL_TOKEN_FILENAME = "webhook_token"  # noqa: S105 - a file name
 
 # Recording-rule names: the alerts and the Grafana dashboards use these, never the raw expressions.
@@ -47,8 +47,7 @@ BATCH_QUANTILES: tuple[float, ...] = (0.5, 0.99)
 # The routes whose latency is alerted on (inference, not /metrics or health probes).
 SERVING_ROUTE_RE = ".*predict.*"
 
-# Routing: alerts carrying `ct_trigger` go to the retrain webhook, the rest to a null receiver.
-CT_LABEL = "ct_trigger"
+# Routing: alerts carrying CT_LABEL go to the retrain webhook, the rest to a null receiver.
 RETRAIN_RECEIVER = "retrain-webhook"
 DEFAULT_RECEIVER = "default"
 
