@@ -28,10 +28,11 @@ import requests
 from benchmarks.common import child_process, clean_environ
 from benchmarks.serving import START_TIMEOUT_S, BenchRegistry, Server, ready_everywhere
 from mlstack.config import REPO_ROOT, ServicesConfig
+from mlstack.contract import STATE_BENCH_DIR
 from tests.support.net import free_port
 
 LOCK = Path(__file__).with_name("mlserver-requirements.lock")
-VENV = REPO_ROOT / ServicesConfig().state_dir / "bench" / "mlserver-venv"
+VENV = REPO_ROOT / ServicesConfig().state_dir / STATE_BENCH_DIR / "mlserver-venv"
 INSTALL_TIMEOUT_S = 1200.0
 MODEL = "wine"  # the name MLServer serves the champion under (its URL: /v2/models/wine/infer)
 IMPLEMENTATION = "mlserver_sklearn.SKLearnModel"
@@ -84,7 +85,7 @@ def export_champion(registry: BenchRegistry, model_dir: Path) -> None:
     """The champion's sklearn model as `model.joblib` plus the model-settings.json MLServer reads."""
     model_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(registry.tracking_uri)
-    model = mlflow.sklearn.load_model(f"models:/{registry.model_name}@champion")
+    model = mlflow.sklearn.load_model(registry.champion_uri)
     joblib.dump(model, model_dir / "model.joblib")
     settings = {
         "name": MODEL,

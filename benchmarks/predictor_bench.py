@@ -103,7 +103,7 @@ def in_process_baselines(registry: BenchRegistry, bodies: Bodies, seconds: float
             run_id=run_id, artifact_path="onnx/model.onnx", dst_path=tmp
         )
         onnx = onnx_predict_proba(path)
-        model = mlflow.sklearn.load_model(f"models:/{registry.model_name}@champion")
+        model = mlflow.sklearn.load_model(registry.champion_uri)
         sklearn = sklearn_predict_proba(model, bodies.features)
         return {
             "onnx_rows_per_s": round(in_process_rows_per_s(onnx, matrix, seconds), 1),
@@ -272,7 +272,7 @@ def run(
     competitors = {
         OURS: Competitor(
             OURS,
-            ours("champion", "onnx"),
+            ours(registry.champion_alias, "onnx"),
             WORKER_CHOICES,
             bodies.mlstack(1),
             bodies.mlstack(BATCH_ROWS),
@@ -362,7 +362,7 @@ def run(
 def _predict_labels(registry: BenchRegistry, bodies: Bodies) -> Iterator[int]:
     """The champion's own sklearn predictions for the batch (every server must agree with these)."""
     mlflow.set_tracking_uri(registry.tracking_uri)
-    model = mlflow.sklearn.load_model(f"models:/{registry.model_name}@champion")
+    model = mlflow.sklearn.load_model(registry.champion_uri)
     import pandas as pd
 
     yield from model.predict(pd.DataFrame(bodies.rows, columns=bodies.features)).tolist()

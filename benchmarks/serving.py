@@ -77,10 +77,16 @@ class BenchRegistry:
     model_name: str
     champion: dict[str, Any]
     sklearn_version: str
+    champion_alias: str
 
     @property
     def tracking_uri(self) -> str:
         return self.server.url
+
+    @property
+    def champion_uri(self) -> str:
+        """`models:/<name>@<champion alias>`: how every server under test is pointed at the champion."""
+        return f"models:/{self.model_name}@{self.champion_alias}"
 
     def config(self, state_dir: Path, **overrides: Any) -> Config:
         return isolated_config(self.tracking_uri, state_dir, **overrides)
@@ -113,7 +119,9 @@ def trained_registry(workdir: Path) -> Iterator[BenchRegistry]:
             "run_id": champ.run_id,
             "training_timings_s": {k: round(v, 2) for k, v in candidate.get("timings", {}).items()},
         }
-        yield BenchRegistry(server, workdir, name, champion, str(fallback.version))
+        yield BenchRegistry(
+            server, workdir, name, champion, str(fallback.version), config.project.champion_alias
+        )
     finally:
         server.stop()
 
@@ -165,7 +173,7 @@ def ready_everywhere(url: str, consecutive: int = 12) -> bool:
 
 @contextmanager
 def mlstack_api(
-    registry: BenchRegistry, workdir: Path, workers: int, alias: str = "champion", **overrides: Any
+    registry: BenchRegistry, workdir: Path, workers: int, alias: str | None = None, **overrides: Any
 ) -> Iterator[Server]:
     """Our predictor, started with the local runtime's own command line (uvicorn --workers N).
 
@@ -178,7 +186,7 @@ def mlstack_api(
         **{
             "api.workers": workers,
             "services.api_port": port,
-            "project.champion_alias": alias,
+            "project.champion_alias": alias or registry.champion_alias,
             **overrides,
         },
     )
@@ -236,7 +244,7 @@ def ceiling_app(workdir: Path, workers: int) -> Iterator[Server]:
 
 @contextmanager
 def mlflow_serve(registry: BenchRegistry, workdir: Path, workers: int) -> Iterator[Server]:
-    """`mlflow models serve -m models:/<name>@champion --env-manager local` on a free port."""
+    """`mlflow models serve -m models:/<name>@<champion alias> --env-manager local` on a free port."""
     port = free_port()
     argv = [
         sys.executable,
@@ -245,7 +253,7 @@ def mlflow_serve(registry: BenchRegistry, workdir: Path, workers: int) -> Iterat
         "models",
         "serve",
         "-m",
-        f"models:/{registry.model_name}@champion",
+        registry.champion_uri,
         "--env-manager",
         "local",
         "-h",
