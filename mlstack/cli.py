@@ -439,7 +439,7 @@ def platform_check_env(
 
 @render_app.command("monitoring")
 def render_monitoring(
-    target: Annotated[str, typer.Option(help="local | compose")] = "compose",
+    target: Annotated[str, typer.Option(help="local | compose | k8s")] = "compose",
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: the repo).")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -447,9 +447,15 @@ def render_monitoring(
     """Render Prometheus and Alertmanager configuration from mlstack.yaml."""
     from mlstack import monitoring
 
-    if target not in ("local", "compose"):
-        raise typer.BadParameter(f"{target!r}: local | compose", param_hint="--target")
+    if target not in ("local", "compose", "k8s"):
+        raise typer.BadParameter(f"{target!r}: local | compose | k8s", param_hint="--target")
     cfg = _build_config(config, set_)
+    if target == "k8s":
+        from mlstack.runtime import k8s
+
+        for path in k8s.render_monitoring(cfg, out or k8s.MONITORING_DIR):
+            typer.echo(f"wrote {path}")
+        return
     rendered = monitoring.render_monitoring(
         cfg, "local" if target == "local" else "compose", out or REPO_ROOT
     )
