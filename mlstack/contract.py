@@ -163,6 +163,7 @@ STATE_GATE_REPORT: Final = "reports/gate.json"
 STATE_CT_DIR: Final = "ct"
 STATE_LOGS_DIR: Final = "logs"
 STATE_PREDICTIONS_DB: Final = "predictions.db"
+STATE_BENCH_DIR: Final = "bench"  # `make bench`'s cached competitor venvs (MLServer)
 
 # --------------------------------------------------------------------------- environment variables
 
