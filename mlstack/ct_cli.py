@@ -57,7 +57,7 @@ def trigger_serve(
     <state_dir>/logs/ct-pipeline.log.
     """
     from mlstack.cli import _fail
-    from mlstack.monitoring import TOKEN_ENV
+    from mlstack.monitoring.names import TOKEN_ENV
     from mlstack.trigger_server import WEBHOOK_PATH, build_server
 
     token = os.environ.get(TOKEN_ENV, "").strip()

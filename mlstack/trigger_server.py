@@ -18,7 +18,7 @@ from typing import Any
 
 from mlstack.config import Config
 from mlstack.ct import ALERT_TRIGGERS, AuditLog, PipelineRunner, TriggerController, bearer_token_ok
-from mlstack.monitoring import CT_LABEL
+from mlstack.monitoring.names import CT_LABEL
 
 log = logging.getLogger(__name__)
 

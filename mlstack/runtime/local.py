@@ -234,7 +234,7 @@ class LocalRuntime:
             return []
         out_dir = config.state_dir / "monitoring"
         try:
-            from mlstack.monitoring import render_monitoring
+            from mlstack.monitoring.render import render_monitoring
 
             rendered = render_monitoring(config, "local", out_dir)
         except Exception as exc:
@@ -275,7 +275,7 @@ class LocalRuntime:
     def trigger_services(self, config: Config) -> list[Service]:
         """The CT trigger (Alertmanager's webhook receiver), when MLSTACK_WEBHOOK_TOKEN is set."""
         from mlstack.ct import effective_config_file
-        from mlstack.monitoring import TOKEN_ENV
+        from mlstack.monitoring.names import TOKEN_ENV
 
         if not os.environ.get(TOKEN_ENV, "").strip():
             return []

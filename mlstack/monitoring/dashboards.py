@@ -1,29 +1,34 @@
-"""Generate the Grafana dashboards (grafana/dashboards/*.json) from code: `python grafana/generate.py`.
+"""The Grafana dashboards (grafana/dashboards/*.json), rendered with the rest of the monitoring config.
 
-Panels query the recording rules named in `mlstack.monitoring` where one exists, and draw the
-alert thresholds from `config.monitoring`, so dashboards, rules and mlstack.yaml agree.
+Panels query the recording rules named in `names` where one exists and draw the alert thresholds from
+`config.monitoring`, so dashboards, rules and mlstack.yaml agree. Panel options are complete as
+Grafana 11.6 saves them: tests validate every dashboard against `@grafana/schema` (the dashboard and
+each panel plugin's options), which requires them.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(HERE.parent))
+from mlstack.config import Config
+from mlstack.monitoring.names import (
+    BATCH_QUANTILES,
+    CLIENT_ERROR_RATIO,
+    ERROR_RATIO,
+    LATENCY_QUANTILES,
+    PREDICTION_RATE,
+    REQUEST_RATE,
+    VERSION_REQUEST_RATE,
+    batch_record,
+    latency_record,
+)
 
-from mlstack import monitoring as mon  # noqa: E402
-from mlstack.config import Config, load_config  # noqa: E402
-
-DATASOURCE_UID = "prometheus"  # provisioning/datasources/prometheus.yml
+DATASOURCE_UID = "prometheus"  # the provisioned datasource (grafana.datasource_provisioning)
 DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
-OUT_DIR = HERE / "dashboards"
 RATE = "$__rate_interval"
+SCHEMA_VERSION = 39
 
 
 @dataclass(frozen=True)
@@ -155,13 +160,13 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
     latency = [
         series(
             f"Latency p{round(q * 100)} by route and version",
-            Query(mon.latency_record(q), "{{route}} v{{model_version}}"),
+            Query(latency_record(q), "{{route}} v{{model_version}}"),
             unit="s",
             threshold=m.latency_p99_seconds if q == 0.99 else None,
-            description=f"Recording rule {mon.latency_record(q)}."
+            description=f"Recording rule {latency_record(q)}."
             + (" Red line: monitoring.latency_p99_seconds." if q == 0.99 else ""),
         )
-        for q in mon.LATENCY_QUANTILES
+        for q in LATENCY_QUANTILES
     ]
     return dashboard(
         "mlstack-predictor",
@@ -174,23 +179,23 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
                 "v{{version}} ({{runtime}})",
                 description="The version the predictor serves and its runtime (onnx or sklearn).",
             ),
-            stat("Requests/s", f"sum({mon.VERSION_REQUEST_RATE})", unit="reqps"),
+            stat("Requests/s", f"sum({VERSION_REQUEST_RATE})", unit="reqps"),
             stat(
                 "5xx ratio",
-                f"max({mon.ERROR_RATIO})",
+                f"max({ERROR_RATIO})",
                 unit="percentunit",
                 threshold=m.error_ratio,
             ),
             *latency,
             series(
                 "Requests/s by route and version",
-                Query(mon.REQUEST_RATE, "{{route}} v{{model_version}}"),
+                Query(REQUEST_RATE, "{{route}} v{{model_version}}"),
                 unit="reqps",
             ),
             series(
                 "Error ratio by version",
-                Query(mon.ERROR_RATIO, "5xx v{{model_version}}"),
-                Query(mon.CLIENT_ERROR_RATIO, "4xx v{{model_version}}"),
+                Query(ERROR_RATIO, "5xx v{{model_version}}"),
+                Query(CLIENT_ERROR_RATIO, "4xx v{{model_version}}"),
                 unit="percentunit",
                 threshold=m.error_ratio,
                 description="Red line: monitoring.error_ratio (the 5xx alert threshold).",
@@ -198,14 +203,14 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Batch size by version",
                 *(
-                    Query(mon.batch_record(q), f"p{round(q * 100)} v{{{{model_version}}}}")
-                    for q in mon.BATCH_QUANTILES
+                    Query(batch_record(q), f"p{round(q * 100)} v{{{{model_version}}}}")
+                    for q in BATCH_QUANTILES
                 ),
                 description="Instances per /predict request.",
             ),
             series(
                 "Predictions/s by class",
-                Query(mon.PREDICTION_RATE, "v{{model_version}} class {{predicted_class}}"),
+                Query(PREDICTION_RATE, "v{{model_version}} class {{predicted_class}}"),
                 unit="ops",
             ),
             series(
@@ -362,19 +367,3 @@ BUILDERS = {
 def build_dashboards(config: Config) -> dict[str, dict[str, Any]]:
     """File name -> dashboard model."""
     return {name: build(config) for name, build in BUILDERS.items()}
-
-
-def write_dashboards(out_dir: Path = OUT_DIR, config: Config | None = None) -> list[Path]:
-    """Write every dashboard as sorted, indented JSON; return the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, model in build_dashboards(config or load_config()).items():
-        path = out_dir / name
-        path.write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
-        written.append(path)
-    return written
-
-
-if __name__ == "__main__":
-    for written_path in write_dashboards(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT_DIR):
-        print(written_path)
