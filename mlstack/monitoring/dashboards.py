@@ -28,7 +28,13 @@ from mlstack.monitoring.names import (
 DATASOURCE_UID = "prometheus"  # the provisioned datasource (grafana.datasource_provisioning)
 DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
 RATE = "$__rate_interval"
-SCHEMA_VERSION = 39
+# The dashboard schema version Grafana 11.6 writes (@grafana/schema's defaultDashboard; a test compares):
+# Grafana does not migrate these dashboards on load.
+SCHEMA_VERSION = 41
+# Panel options Grafana 11.6 saves with every panel of a kind; the panel plugins' schemas require them.
+REDUCE_LAST = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+HIDDEN_LEGEND = {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": False}
+TOOLTIP = {"mode": "single", "sort": "none"}
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,9 @@ class Panel:
     """A panel before layout: kind, queries and display options."""
 
     title: str
-    kind: str  # timeseries | stat | bargauge | table
+    kind: str  # timeseries | stat | bargauge
     queries: tuple[Query, ...]
-    unit: str = "short"
+    unit: str  # stated per panel: Grafana's unit id (s, reqps, percentunit, short, ...)
     description: str = ""
     threshold: float | None = None  # drawn as a red line/colour from this value up
     threshold_below: bool = False  # red below the threshold instead (accuracy floors)
@@ -116,7 +122,7 @@ def layout(panels: Iterable[Panel]) -> list[dict[str, Any]]:
 def dashboard(
     uid: str, title: str, panels: Iterable[Panel], annotations: Iterable[dict[str, Any]] = ()
 ) -> dict[str, Any]:
-    """A complete dashboard model (schemaVersion 39), time range last hour, 10 s refresh."""
+    """A complete dashboard model, time range last hour, 10 s refresh."""
     builtin = {
         "builtIn": 1,
         "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -131,7 +137,7 @@ def dashboard(
         "title": title,
         "tags": ["mlstack"],
         "timezone": "utc",
-        "schemaVersion": 39,
+        "schemaVersion": SCHEMA_VERSION,
         "version": 1,
         "editable": False,
         "refresh": "10s",
@@ -142,15 +148,56 @@ def dashboard(
     }
 
 
+def stat_options(text_mode: str = "auto") -> dict[str, Any]:
+    """A stat panel's options: the last value, coloured by threshold, with a sparkline."""
+    return {
+        "colorMode": "value",
+        "graphMode": "area",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "percentChangeColorMode": "standard",
+        "reduceOptions": REDUCE_LAST,
+        "showPercentChange": False,
+        "textMode": text_mode,
+        "wideLayout": True,
+    }
+
+
+def bar_options() -> dict[str, Any]:
+    """A bar gauge's options: one horizontal bar per series, last value."""
+    return {
+        "displayMode": "basic",
+        "legend": HIDDEN_LEGEND,
+        "maxVizHeight": 300,
+        "minVizHeight": 16,
+        "minVizWidth": 8,
+        "namePlacement": "auto",
+        "orientation": "horizontal",
+        "reduceOptions": REDUCE_LAST,
+        "showUnfilled": True,
+        "sizing": "auto",
+        "valueMode": "color",
+    }
+
+
 def stat(title: str, expr: str, legend: str = "", unit: str = "short", **kw: Any) -> Panel:
     """A single-value panel, 6 columns wide."""
-    opts = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "textMode": "auto"}
-    return Panel(title, "stat", (Query(expr, legend),), unit=unit, width=6, height=4, options=opts, **kw)
+    return Panel(
+        title, "stat", (Query(expr, legend),), unit=unit, width=6, height=4, options=stat_options(), **kw
+    )
 
 
-def series(title: str, *queries: Query, unit: str = "short", **kw: Any) -> Panel:
-    """A time-series panel, legend as a table with last and max."""
-    opts = {"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]}}
+def series(title: str, *queries: Query, unit: str, **kw: Any) -> Panel:
+    """A time-series panel, legend as a table with last and max; the unit is always stated."""
+    opts = {
+        "legend": {
+            "calcs": ["lastNotNull", "max"],
+            "displayMode": "table",
+            "placement": "bottom",
+            "showLegend": True,
+        },
+        "tooltip": TOOLTIP,
+    }
     return Panel(title, "timeseries", queries, unit=unit, options=opts, **kw)
 
 
@@ -206,6 +253,7 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
                     Query(batch_record(q), f"p{round(q * 100)} v{{{{model_version}}}}")
                     for q in BATCH_QUANTILES
                 ),
+                unit="short",
                 description="Instances per /predict request.",
             ),
             series(
@@ -218,10 +266,12 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
                 Query("mlops_prediction_log_queue_depth", "queue depth"),
                 Query(f"rate(mlops_prediction_log_written_total[{RATE}])", "written/s"),
                 Query(f"rate(mlops_prediction_log_dropped_total[{RATE}])", "dropped/s"),
+                unit="short",
             ),
             series(
                 "Model reloads",
                 Query(f"sum by (result) (increase(mlops_model_reload_total[{RATE}]))", "{{result}}"),
+                unit="short",
             ),
         ],
     )
@@ -241,7 +291,6 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
         "textFormat": "{{model}}",
         "tagKeys": "model",
     }
-    bars = {"displayMode": "basic", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}}
     return dashboard(
         "mlstack-model-quality",
         "mlstack / Model quality",
@@ -260,18 +309,19 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
                 "bargauge",
                 (Query("mlops_model_accuracy", "v{{version}}"),),
                 unit="percentunit",
-                options=bars,
+                options=bar_options(),
             ),
             Panel(
                 "Test-set F1 (weighted) by version",
                 "bargauge",
                 (Query("mlops_model_f1", "v{{version}}"),),
                 unit="percentunit",
-                options=bars,
+                options=bar_options(),
             ),
             series(
                 "Champion version",
                 Query("mlops_champion_version", "{{model}} champion"),
+                unit="short",
                 description="Annotations mark each move of the champion alias.",
             ),
             series(
@@ -285,6 +335,7 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Labelled predictions in the accuracy window",
                 Query("mlops_live_labelled_count", "v{{version}}"),
+                unit="short",
                 threshold=m.accuracy_min_labelled,
                 threshold_below=True,
                 description="The accuracy alert needs at least monitoring.accuracy_min_labelled.",
@@ -296,7 +347,11 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
                 threshold=m.drift_share_threshold,
                 description="Red line: monitoring.drift_share_threshold.",
             ),
-            series("Per-feature drift score", Query("mlops_drift_feature_score", "{{feature}} ({{method}})")),
+            series(
+                "Per-feature drift score",
+                Query("mlops_drift_feature_score", "{{feature}} ({{method}})"),
+                unit="short",
+            ),
         ],
         annotations=[promotions],
     )
@@ -314,11 +369,12 @@ def platform_dashboard(config: Config) -> dict[str, Any]:
                 "Up by service",
                 "stat",
                 (Query('up{service!=""}', "{{service}}"),),
+                unit="short",
                 threshold=1,
                 threshold_below=True,
                 width=24,
                 height=4,
-                options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"},
+                options=stat_options("value_and_name"),
                 mappings=[{"type": "value", "options": up_down}],
             ),
             series(
@@ -331,6 +387,7 @@ def platform_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Exporter refresh errors",
                 Query(f"increase(mlops_exporter_refresh_errors_total[{RATE}])", "{{source}}"),
+                unit="short",
             ),
             stat(
                 "Last pipeline succeeded",
@@ -350,6 +407,7 @@ def platform_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Alerts",
                 Query("sum by (alertname, alertstate) (ALERTS)", "{{alertname}} {{alertstate}}"),
+                unit="short",
                 description="Pending and firing alerts (docs/observability.md).",
                 width=24,
             ),
