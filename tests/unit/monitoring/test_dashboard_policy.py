@@ -1,7 +1,7 @@
 """Dashboard rules beyond Grafana's schema: the provisioned datasource, units, a layout without overlaps.
 
-Each rule runs on the committed dashboards (equal to a fresh render, tests/unit/monitoring/test_monitoring.py) and on a
-mutant it must reject, so a rule that checks nothing would fail here.
+Each rule runs on the committed dashboards (equal to a fresh render, test_monitoring.py) and on a mutant
+it must reject, so a rule that checks nothing would fail here.
 """
 
 from __future__ import annotations
