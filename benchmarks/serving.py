@@ -21,7 +21,8 @@ from mlflow.tracking import MlflowClient
 from benchmarks.common import Child, child_process, clean_environ
 from benchmarks.profiling import PREDICTOR_BUCKETS, profile_under_load
 from benchmarks.wrk import LoadResult, post_load
-from mlstack.config import CONFIG_ENV, Config, DataConfig
+from mlstack.config import Config, DataConfig
+from mlstack.contract import CONFIG_ENV
 from mlstack.data import load_base_dataset
 from mlstack.registry import move_alias
 from mlstack.runtime.local import LocalRuntime

@@ -17,8 +17,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from mlstack.contract import ADMIN_TOKEN_ENV
 from mlstack.store import PredictionRecord
-from mlstack_api.state import ADMIN_TOKEN_ENV, ApiState
+from mlstack_api.state import ApiState
 from mlstack_api.validation import RequestError, decode_json, parse_instances
 
 router = APIRouter()

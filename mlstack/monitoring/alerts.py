@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlstack.config import Config, MonitoringConfig
-from mlstack.monitoring.names import CT_LABEL, ERROR_RATIO, SERVICES, SERVING_ROUTE_RE, latency_record
+from mlstack.contract import CT_LABEL, TRIGGER_ACCURACY, TRIGGER_DRIFT
+from mlstack.monitoring.names import ERROR_RATIO, SERVICES, SERVING_ROUTE_RE, latency_record
 from mlstack.monitoring.promql import duration, num, selector
 from mlstack.monitoring.promtool import (
     API,
@@ -221,7 +222,7 @@ def data_drift_detected(mon: MonitoringConfig) -> AlertSpec:
         for_s=hold,
         keep_firing_s=CT_KEEP_FIRING_S,
         severity="warning",
-        labels={CT_LABEL: "drift"},
+        labels={CT_LABEL: TRIGGER_DRIFT},
         summary="dataset drift: retrain requested",
         description=(
             f"{VALUE} of the features drifted from the champion's reference for "
@@ -259,7 +260,7 @@ def live_accuracy_below_floor(mon: MonitoringConfig) -> AlertSpec:
         for_s=ACCURACY_FOR_S,
         keep_firing_s=CT_KEEP_FIRING_S,
         severity="warning",
-        labels={CT_LABEL: "accuracy"},
+        labels={CT_LABEL: TRIGGER_ACCURACY},
         summary="live accuracy below floor: retrain requested",
         description=(
             f"Live accuracy of {{{{ $labels.model }}}} v{{{{ $labels.version }}}} is {VALUE} "

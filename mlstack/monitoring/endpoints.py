@@ -1,32 +1,39 @@
 """Where each target's services are: the only part of the monitoring config that differs by target.
 
-A target is a name, an endpoints builder and where Alertmanager finds the CT webhook token. Rules,
-tests and dashboards are the same for every target. Today's targets address services statically
-(`local`: 127.0.0.1 and the configured ports; `compose`: service names on the compose network). A
-target that discovers its scrape targets (Kubernetes service discovery) implements `Endpoints` with
-its own `discovery`/`relabel`/`alertmanagers` and registers a `Target` in TARGETS; nothing else changes.
+A target is a name, an endpoints builder, where Alertmanager finds the CT webhook token and where the
+files go. Rules and dashboards are the same for every target. `local` and `compose` address services
+statically (127.0.0.1 and the configured ports; service names on the compose network); `k8s` finds its
+scrape targets through Kubernetes service discovery. Another target implements `Endpoints` (its
+`discovery`/`relabel`/`alertmanagers`) and registers a `Target` in TARGETS; nothing else changes.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mlstack.config import Config
+from mlstack.config import REPO_ROOT, Config
+from mlstack.contract import CONTAINER_PORTS, JENKINS, LOOPBACK
 from mlstack.monitoring.names import SERVICES
 
-COMPOSE_TARGETS: dict[str, str] = {
-    "api": "api:7654",
-    "exporter": "exporter:8000",
-    "mlflow": "mlflow:5000",
-    "alertmanager": "alertmanager:9093",
-    "prometheus": "prometheus:9090",
-}
-COMPOSE_WEBHOOK_URL = "http://jenkins:8080/generic-webhook-trigger/invoke"
-# Docker secret holding MLSTACK_WEBHOOK_TOKEN inside the alertmanager container.
-COMPOSE_TOKEN_FILE = "/run/secrets/mlstack_webhook_token"  # noqa: S105 - a path, not a secret
+# Compose: each service by its name on the compose network, at its container port.
+COMPOSE_TARGETS: dict[str, str] = {name: f"{name}:{CONTAINER_PORTS[name]}" for name in SERVICES}
+COMPOSE_WEBHOOK_URL = f"http://{JENKINS}:{CONTAINER_PORTS[JENKINS]}/generic-webhook-trigger/invoke"
+# Where Alertmanager reads MLSTACK_WEBHOOK_TOKEN: a Docker secret (compose), a mounted Secret (k8s).
+MOUNTED_TOKEN_FILE = "/run/secrets/mlstack_webhook_token"  # noqa: S105 - a path, not a secret
+
+# Kubernetes: Prometheus finds each job's targets among the EndpointSlices of its own namespace: the
+# Service named like the job, its port named `http` (every Service in deploy/k8s names its port so).
+# One target per pod, so each predictor replica is scraped on its own. Alertmanager, Prometheus and
+# Jenkins (an ExternalName Service) answer at compose's names, so those addresses stay compose's.
+K8S_SCRAPE_PORT_NAME = "http"
+K8S_DISCOVERY: dict[str, Any] = {"role": "endpointslice", "namespaces": {"own_namespace": True}}
+# Where the k8s render goes: kustomize's configMapGenerator reads files only under the base.
+K8S_MONITORING_DIR = REPO_ROOT / "deploy" / "k8s" / "base" / "monitoring"
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,29 @@ class StaticEndpoints(Endpoints):
         return f"http://{self.targets['prometheus']}"
 
 
+@dataclass(frozen=True)
+class KubernetesEndpoints(StaticEndpoints):
+    """In a cluster: scrape targets discovered through the Kubernetes API, the rest by Service name."""
+
+    def discovery(self, service: str) -> dict[str, Any]:
+        """EndpointSlices of Prometheus' own namespace."""
+        return {"kubernetes_sd_configs": [copy.deepcopy(K8S_DISCOVERY)]}
+
+    def relabel(self, service: str) -> list[dict[str, Any]]:
+        """Keep only the `http` port of the Service named `service`; label each target with its pod."""
+        return [
+            {
+                "source_labels": [
+                    "__meta_kubernetes_service_name",
+                    "__meta_kubernetes_endpointslice_port_name",
+                ],
+                "regex": f"{service};{K8S_SCRAPE_PORT_NAME}",
+                "action": "keep",
+            },
+            {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
+        ]
+
+
 def static_endpoints(
     defaults: Mapping[str, str], webhook_url: str, token_file: str | None, overrides: Overrides
 ) -> StaticEndpoints:
@@ -98,7 +128,17 @@ def static_endpoints(
 
 def compose_endpoints(config: Config, overrides: Overrides) -> Endpoints:
     """Service names on the compose network; the token is the Docker secret."""
-    return static_endpoints(COMPOSE_TARGETS, COMPOSE_WEBHOOK_URL, COMPOSE_TOKEN_FILE, overrides)
+    return static_endpoints(COMPOSE_TARGETS, COMPOSE_WEBHOOK_URL, MOUNTED_TOKEN_FILE, overrides)
+
+
+def k8s_endpoints(config: Config, overrides: Overrides) -> Endpoints:
+    """Discovered scrape targets; Alertmanager, Prometheus and Jenkins by their in-namespace Service names."""
+    if overrides.targets:
+        raise ValueError("the k8s target discovers its scrape targets: static target overrides do not apply")
+    static = static_endpoints(COMPOSE_TARGETS, COMPOSE_WEBHOOK_URL, MOUNTED_TOKEN_FILE, overrides)
+    return KubernetesEndpoints(
+        targets=static.targets, webhook_url=static.webhook_url, token_file=static.token_file
+    )
 
 
 def local_endpoints(config: Config, overrides: Overrides) -> Endpoints:
@@ -112,8 +152,8 @@ def local_endpoints(config: Config, overrides: Overrides) -> Endpoints:
         "prometheus": svc.prometheus_port,
     }
     return static_endpoints(
-        {name: f"127.0.0.1:{port}" for name, port in ports.items()},
-        f"http://127.0.0.1:{svc.trigger_port}/alertmanager",
+        {name: f"{LOOPBACK}:{port}" for name, port in ports.items()},
+        f"http://{LOOPBACK}:{svc.trigger_port}/alertmanager",
         None,
         overrides,
     )
@@ -125,14 +165,34 @@ class Target:
 
     name: str
     endpoints: Callable[[Config, Overrides], Endpoints]
-    # Where the runtime mounts the webhook token for Alertmanager, and what provides it. None: the
-    # render writes $MLSTACK_WEBHOOK_TOKEN to a private file next to alertmanager.yml.
+    # Where `mlstack render monitoring --target NAME` writes without --out.
+    default_out: Callable[[Config], Path]
+    # What provides the webhook token file Alertmanager reads. None: the render writes
+    # $MLSTACK_WEBHOOK_TOKEN to a private file next to alertmanager.yml.
     mounted_token: str | None = None
+    # promtool unit tests: written where they run (the repository, the local state dir); a target
+    # whose rules are byte-equal to compose's (k8s) leaves them to compose's render.
+    promtool_tests: bool = True
+    # Hand-written files the target's runtime reads from the output directory, copied from the repo.
+    copies: tuple[str, ...] = ()
 
 
 TARGETS: dict[str, Target] = {
-    "local": Target("local", local_endpoints),
-    "compose": Target("compose", compose_endpoints, mounted_token="a Docker secret"),  # noqa: S106 - says where, not a token
+    "local": Target("local", local_endpoints, default_out=lambda config: config.state_dir / "monitoring"),
+    "compose": Target(
+        "compose",
+        compose_endpoints,
+        default_out=lambda config: REPO_ROOT,
+        mounted_token="a Docker secret",  # noqa: S106 - says where, not a token
+    ),
+    "k8s": Target(
+        "k8s",
+        k8s_endpoints,
+        default_out=lambda config: K8S_MONITORING_DIR,
+        mounted_token="the mlstack-webhook-token Secret",  # noqa: S106 - says where, not a token
+        promtool_tests=False,
+        copies=("grafana/grafana.ini",),
+    ),
 }
 
 

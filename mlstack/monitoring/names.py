@@ -6,8 +6,10 @@ expression changes in one place.
 
 from __future__ import annotations
 
+from mlstack.contract import ALERTMANAGER, API, EXPORTER, MLFLOW, PROMETHEUS, Service
+
 # Scrape jobs, in order; each job's name is also its `service` label (docs/metrics.md).
-SERVICES: tuple[str, ...] = ("api", "exporter", "mlflow", "alertmanager", "prometheus")
+SERVICES: tuple[Service, ...] = (API, EXPORTER, MLFLOW, ALERTMANAGER, PROMETHEUS)
 
 # Recording-rule names.
 LATENCY_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.99)
@@ -20,14 +22,9 @@ BATCH_QUANTILES: tuple[float, ...] = (0.5, 0.99)
 # The routes whose latency is alerted on (inference, not /metrics or health probes).
 SERVING_ROUTE_RE = ".*predict.*"
 
-# Routing: alerts carrying `ct_trigger` go to the retrain webhook, the rest to a null receiver.
-CT_LABEL = "ct_trigger"
+# Routing: alerts carrying contract.CT_LABEL go to the retrain webhook, the rest to a null receiver.
 RETRAIN_RECEIVER = "retrain-webhook"
 DEFAULT_RECEIVER = "default"
-
-# The CT webhook's bearer token and URL, read at render time (Alertmanager expands no env vars).
-TOKEN_ENV = "MLSTACK_WEBHOOK_TOKEN"  # noqa: S105 - an env var name
-WEBHOOK_URL_ENV = "MLSTACK_WEBHOOK_URL"
 
 
 def latency_record(quantile: float) -> str:

@@ -11,14 +11,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlstack.contract import API as API_SERVICE
+from mlstack.contract import CONTAINER_PORTS
+from mlstack.contract import EXPORTER as EXPORTER_SERVICE
+
 # Annotation value template; `expand` renders it the way Prometheus does.
 VALUE = '{{ $value | printf "%.3g" }}'
 ALERT_TESTS = "alerts_test.yml"
 RECORDING_TESTS = "recording_test.yml"
 
 # Labels of the series the cases feed in, as Prometheus' relabelling attaches them.
-API = {"service": "api", "instance": "api:7654"}
-EXPORTER = {"service": "exporter"}
+API = {"service": API_SERVICE, "instance": f"{API_SERVICE}:{CONTAINER_PORTS[API_SERVICE]}"}
+EXPORTER = {"service": EXPORTER_SERVICE}
 MODEL = {"model": "wine-classifier", "version": "3"}
 
 Series = tuple[str, Mapping[str, str], str]

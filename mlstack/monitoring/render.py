@@ -11,12 +11,12 @@ from typing import Any
 
 import yaml
 
-from mlstack.config import Config
+from mlstack.config import REPO_ROOT, Config
+from mlstack.contract import WEBHOOK_TOKEN_ENV, WEBHOOK_URL_ENV
 from mlstack.monitoring import alerts, recording
 from mlstack.monitoring.dashboards import build_dashboards
 from mlstack.monitoring.endpoints import Overrides, target
 from mlstack.monitoring.grafana import dashboard_provisioning, datasource_provisioning
-from mlstack.monitoring.names import TOKEN_ENV, WEBHOOK_URL_ENV
 from mlstack.monitoring.promtool import ALERT_TESTS, RECORDING_TESTS
 from mlstack.monitoring.servers import alertmanager_config, prometheus_config
 
@@ -40,6 +40,7 @@ class RenderedMonitoring:
     promtool_tests: tuple[Path, ...]
     dashboards: tuple[Path, ...]
     grafana_provisioning: tuple[Path, ...]
+    copied: tuple[Path, ...] = ()
     token_file: Path | None = None
 
     @property
@@ -54,6 +55,7 @@ class RenderedMonitoring:
             *self.promtool_tests,
             *self.grafana_provisioning,
             *self.dashboards,
+            *self.copied,
             *extra,
         ]
 
@@ -75,6 +77,14 @@ def _dump_json(path: Path, data: Mapping[str, Any]) -> Path:
     return path
 
 
+def _copy(relative: str, out: Path) -> Path:
+    """A hand-written repository file into the output directory (where the target's runtime reads it)."""
+    path = out / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((REPO_ROOT / relative).read_text())
+    return path
+
+
 def _write_token(out: Path, token: str) -> Path | None:
     """The local target's webhook token, private to this user; no token removes an old file."""
     path = out / ALERTMANAGER_CONFIG.parent / LOCAL_TOKEN_FILENAME
@@ -91,7 +101,7 @@ def _write_token(out: Path, token: str) -> Path | None:
 def render_monitoring(
     config: Config,
     target_name: str,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     *,
     targets: Mapping[str, str] | None = None,
     webhook_url: str | None = None,
@@ -101,25 +111,27 @@ def render_monitoring(
 
     Args:
         config: the effective config; every threshold comes from `config.monitoring`.
-        target_name: a registered target (`endpoints.TARGETS`): `compose` (service names) or `local`
-            (127.0.0.1 and `config.services` ports).
-        out_dir: gets `prometheus/...`, `alertmanager/alertmanager.yml` and `grafana/...`.
+        target_name: a registered target (`endpoints.TARGETS`): `compose` (service names), `local`
+            (127.0.0.1 and `config.services` ports) or `k8s` (Kubernetes service discovery).
+        out_dir: gets `prometheus/...`, `alertmanager/alertmanager.yml` and `grafana/...`; default: the
+            target's (compose: the repository; local: `<state_dir>/monitoring`; k8s:
+            `deploy/k8s/base/monitoring`).
         targets: service -> host:port overrides (tests use free ports).
         webhook_url: where Alertmanager posts CT alerts; defaults to $MLSTACK_WEBHOOK_URL, else the
             target's default (Alertmanager does not expand env vars, so the URL is fixed at render time).
         webhook_token: for targets without a mounted token (local); defaults to $MLSTACK_WEBHOOK_TOKEN.
             Written to `alertmanager/webhook_token` (mode 0600) and sent as `Authorization: Bearer`.
-            Compose always reads the Docker secret at COMPOSE_TOKEN_FILE.
+            Compose and k8s always read the mounted secret at MOUNTED_TOKEN_FILE.
 
     Returns:
         The paths written.
     """
     spec = target(target_name)
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir is not None else spec.default_out(config)
     token_path: Path | None = None
     if spec.mounted_token is None:
         token_path = _write_token(
-            out, webhook_token if webhook_token is not None else os.environ.get(TOKEN_ENV, "")
+            out, webhook_token if webhook_token is not None else os.environ.get(WEBHOOK_TOKEN_ENV, "")
         )
     elif webhook_token is not None:
         raise ValueError(f"webhook_token applies to the local target; {spec.name} reads {spec.mounted_token}")
@@ -142,7 +154,9 @@ def render_monitoring(
         promtool_tests=(
             _dump(prom / "tests" / ALERT_TESTS, alerts.alert_tests(config), spec.name),
             _dump(prom / "tests" / RECORDING_TESTS, recording.recording_tests(config), spec.name),
-        ),
+        )
+        if spec.promtool_tests
+        else (),
         grafana_provisioning=(
             _dump(out / DATASOURCES, datasource_provisioning(config, ends), spec.name),
             _dump(out / DASHBOARD_PROVIDERS, dashboard_provisioning(), spec.name),
@@ -150,5 +164,6 @@ def render_monitoring(
         dashboards=tuple(
             _dump_json(out / DASHBOARDS_DIR / name, model) for name, model in build_dashboards(config).items()
         ),
+        copied=tuple(_copy(name, out) for name in spec.copies),
         token_file=token_path,
     )

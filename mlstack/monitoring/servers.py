@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlstack.config import Config
+from mlstack.contract import CT_LABEL
 from mlstack.monitoring import alerts, recording
 from mlstack.monitoring.endpoints import Endpoints
-from mlstack.monitoring.names import CT_LABEL, DEFAULT_RECEIVER, RETRAIN_RECEIVER, SERVICES
+from mlstack.monitoring.names import DEFAULT_RECEIVER, RETRAIN_RECEIVER, SERVICES
 from mlstack.monitoring.promql import duration
 
 RULE_FILES = [f"rules/{recording.RULE_FILE}", f"rules/{alerts.RULE_FILE}"]

@@ -44,9 +44,9 @@ import requests
 
 from mlstack import registry
 from mlstack.config import REPO_ROOT, Config, load_config
+from mlstack.contract import STAGES
 from mlstack.ct import AuditLog, last_retrain_at
 from mlstack.data import load_base_dataset
-from mlstack.pipeline import STAGES
 from mlstack.runtime.local import LocalRuntime
 from mlstack.simulate import DriftSpec, SimulationReport, TrafficGenerator, probe_accuracy, run_simulation
 from tests.support.binaries import require_binary

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlstack.config import PrimaryMetric, TriggerReason, load_config
-from mlstack.pipeline import STAGES
+from mlstack.config import PrimaryMetric, load_config
+from mlstack.contract import STAGES, TriggerReason
 from tests.support import jenkinsfile as jf
 from tests.support.binaries import require_binary
 
@@ -120,7 +120,7 @@ def _invoke(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 def test_stage_sequence_is_the_local_runner_order() -> None:
     """`mlstack run` and Jenkins execute the same stages in the same order."""
-    assert jf.stage_sequence(jf.stage_commands(TEXT)) == STAGES
+    assert tuple(jf.stage_sequence(jf.stage_commands(TEXT))) == STAGES
 
 
 def test_every_stage_step_is_one_project_command() -> None:

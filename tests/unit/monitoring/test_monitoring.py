@@ -217,15 +217,19 @@ def test_overrides_replace_targets_and_webhook(tmp_path: Path) -> None:
 
 
 def test_bad_render_arguments_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown monitoring target 'k8s'"):
-        render_monitoring(_config(), "k8s", tmp_path)
+    with pytest.raises(ValueError, match="unknown monitoring target 'nomad'"):
+        render_monitoring(_config(), "nomad", tmp_path)
     with pytest.raises(ValueError, match=r"unknown service\(s\) \['grafana'\]"):
         render_monitoring(_config(), "local", tmp_path, targets={"grafana": "127.0.0.1:3000"})
     with pytest.raises(ValueError, match="compose reads a Docker secret"):
         render_monitoring(_config(), "compose", tmp_path, webhook_token="x")
+    with pytest.raises(ValueError, match="k8s reads the mlstack-webhook-token Secret"):
+        render_monitoring(_config(), "k8s", tmp_path, webhook_token="x")
+    with pytest.raises(ValueError, match="the k8s target discovers its scrape targets"):
+        render_monitoring(_config(), "k8s", tmp_path, targets={"api": "10.0.0.1:7654"})
     refused = CliRunner().invoke(app, ["render", "monitoring", "--target", "nomad", "--out", str(tmp_path)])
     assert refused.exit_code == 2
-    assert "'nomad': local | compose" in refused.output
+    assert "'nomad': local | compose | k8s" in refused.output
 
 
 def test_webhook_url_env_is_read_at_render_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,3 +259,40 @@ def test_render_command_writes_the_target(tmp_path: Path, monkeypatch: pytest.Mo
 )
 def test_duration_strings(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_k8s_target_discovers_scrape_targets_and_keeps_the_rest_of_compose(tmp_path: Path) -> None:
+    """Only target discovery differs from compose: rules, routing, provisioning and dashboards are equal."""
+    compose = render_monitoring(_config(), "compose", tmp_path / "compose")
+    k8s = render_monitoring(_config(), "k8s", tmp_path / "k8s")
+    assert k8s.promtool_tests == ()  # compose's render holds them; the rules are the same files
+    assert [p.relative_to(tmp_path / "k8s").as_posix() for p in k8s.copied] == ["grafana/grafana.ini"]
+    for ours, theirs in [
+        (k8s.recording_rules, compose.recording_rules),
+        (k8s.alert_rules, compose.alert_rules),
+        (k8s.alertmanager_config, compose.alertmanager_config),
+        *zip(k8s.grafana_provisioning, compose.grafana_provisioning, strict=True),
+        *zip(k8s.dashboards, compose.dashboards, strict=True),
+    ]:
+        assert (
+            _load(ours) == _load(theirs) if ours.suffix == ".yml" else ours.read_text() == theirs.read_text()
+        )
+    prom, base = _load(k8s.prometheus_config), _load(compose.prometheus_config)
+    assert {k: v for k, v in prom.items() if k != "scrape_configs"} == {
+        k: v for k, v in base.items() if k != "scrape_configs"
+    }
+    for job in prom["scrape_configs"]:
+        name = job["job_name"]
+        assert "static_configs" not in job
+        assert job["kubernetes_sd_configs"] == [
+            {"role": "endpointslice", "namespaces": {"own_namespace": True}}
+        ]
+        keep, pod, service = job["relabel_configs"]
+        assert keep == {
+            "source_labels": ["__meta_kubernetes_service_name", "__meta_kubernetes_endpointslice_port_name"],
+            "regex": f"{name};http",
+            "action": "keep",
+        }
+        assert pod == {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"}
+        assert service == {"target_label": "service", "replacement": name}
+    assert "&id" not in k8s.prometheus_config.read_text(), "YAML anchors: a discovery block is shared"
