@@ -81,8 +81,8 @@ def test_render_monitoring_writes_every_file_and_refuses_unknown_targets(tmp_pat
     assert result.exit_code == 0, result.output
     written = [Path(line.removeprefix("wrote ")) for line in result.output.splitlines()]
     assert written and all(path.is_file() and path.is_relative_to(tmp_path / "out") for path in written)
-    bad = invoke(tmp_path, "render", "monitoring", "--target", "k8s")
-    assert bad.exit_code == 2 and "'k8s' is not one of ['local', 'compose']" in flat(bad.output)
+    bad = invoke(tmp_path, "render", "monitoring", "--target", "nomad")
+    assert bad.exit_code == 2 and "'nomad': local | compose | k8s" in flat(bad.output)
 
 
 def test_trigger_serve_refuses_compose_and_needs_the_token(tmp_path: Path) -> None:
