@@ -61,7 +61,7 @@ ACCURACY_FOR_S = 600
 CHAMPION_STALE_FOR_S = 3600
 EXPORTER_FAILING_FOR_S = 600
 EXPORTER_STALE_FOR_S = 60
-LOG_DROPPING_FOR_S = 0
+LOG_REFUSING_FOR_S = 0
 # A CT alert keeps firing this long after its condition clears, so a flapping signal stays one alert.
 CT_KEEP_FIRING_S = 600
 
@@ -292,16 +292,16 @@ def alert_specs(config: Config) -> list[AlertSpec]:
             runbook=_runbook("exporterstale"),
         ),
         AlertSpec(
-            name="PredictionLogDropping",
-            expr="increase(mlops_prediction_log_dropped_total[5m]) > 0",
-            for_s=LOG_DROPPING_FOR_S,
+            name="PredictionLogRefusing",
+            expr="increase(mlops_prediction_log_refused_total[5m]) > 0",
+            for_s=LOG_REFUSING_FOR_S,
             severity="warning",
-            summary="predictor drops prediction-log records",
+            summary="the prediction log cannot store predictions, they get 503 ({{ $labels.reason }})",
             description=(
-                f"{VALUE} prediction records were dropped in 5 minutes (buffer full); drift and live "
-                "accuracy are computed on what remains."
+                f"{VALUE} predictions were refused with 503 in 5 minutes because the prediction store "
+                "could not commit them (reason {{ $labels.reason }}); clients must retry."
             ),
-            runbook=_runbook("predictionlogdropping"),
+            runbook=_runbook("predictionlogrefusing"),
         ),
     ]
 
@@ -646,9 +646,17 @@ def _cases(config: Config) -> dict[str, list[_Case]]:
             # Never refreshed (0), but the exporter started only half the threshold ago.
             _Case(stale_series("0", held(stale_hold) - stale_s / 2), False, eval_s=held(stale_hold)),
         ],
-        "PredictionLogDropping": [
-            _Case([("mlops_prediction_log_dropped_total", api, "0+60x10")], True, api, 300.0, 600),
-            _Case([("mlops_prediction_log_dropped_total", api, "7x10")], False, eval_s=600),
+        "PredictionLogRefusing": [
+            _Case(
+                [("mlops_prediction_log_refused_total", api | {"reason": "store_unavailable"}, "0+60x10")],
+                True,
+                api | {"reason": "store_unavailable"},
+                300.0,
+                600,
+            ),
+            _Case(
+                [("mlops_prediction_log_refused_total", api | {"reason": "full"}, "7x10")], False, eval_s=600
+            ),
         ],
     }
     return cases
