@@ -14,7 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from mlstack.config import REPO_ROOT, Config, load_config, parse_set_options, select_candidates
+from mlstack.contract import DEFAULT_TRIGGER, STAGES, TRIGGERS
 from mlstack.ct_cli import ct_app, simulate_app, trigger_app
+from mlstack.monitoring.endpoints import TARGETS as MONITORING_TARGETS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 registry_app = typer.Typer(no_args_is_help=True, help="The alias timeline and rollback.")
@@ -32,7 +34,6 @@ app.add_typer(simulate_app, name="simulate")
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Config file (default: mlstack.yaml).")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override any config key: key.sub=value.")]
 RuntimeOpt = Annotated[str, typer.Option("--runtime", help="local | compose")]
-TRIGGERS = ["manual", "push", "schedule", "drift", "accuracy"]
 
 
 def _build_config(
@@ -105,10 +106,8 @@ def _pipeline_command(
     approve: bool,
     dry_run: bool,
 ) -> None:
-    from mlstack.stages import STAGES
-
     if trigger not in TRIGGERS:
-        raise typer.BadParameter(f"{trigger!r} is not one of {TRIGGERS}", param_hint="--trigger")
+        raise typer.BadParameter(f"{trigger!r} is not one of {list(TRIGGERS)}", param_hint="--trigger")
     unknown = [s for s in stage_names if s not in STAGES]
     if unknown:
         raise typer.BadParameter(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
@@ -226,9 +225,7 @@ PIPELINE_OPTIONS: dict[str, inspect.Parameter] = {
     "floor": _option(Annotated[float | None, typer.Option(help="Gate floor.")], None),
     "min_improvement": _option(Annotated[float | None, typer.Option(help="Gate minimum improvement.")], None),
     "force": _option(Annotated[bool, typer.Option(help="Promote regardless of the gate (audited).")], False),
-    "trigger": _option(
-        Annotated[str, typer.Option(help="manual | push | schedule | drift | accuracy")], "manual"
-    ),
+    "trigger": _option(Annotated[str, typer.Option(help=" | ".join(TRIGGERS))], DEFAULT_TRIGGER),
     "require_approval": _option(
         Annotated[bool | None, typer.Option(help="Quarantine: wait for approval.")], None
     ),
@@ -264,9 +261,7 @@ def _run_pipeline(stage_names: list[str], run_all: bool, options: dict[str, Any]
 @with_pipeline_options
 def run(**options: Any) -> None:
     """Run every stage in order."""
-    from mlstack.stages import STAGES
-
-    _run_pipeline(STAGES, True, options)
+    _run_pipeline(list(STAGES), True, options)
 
 
 @app.command()
@@ -445,20 +440,26 @@ def platform_check_env(
 
 @render_app.command("monitoring")
 def render_monitoring(
-    target: Annotated[str, typer.Option(help="local | compose")] = "compose",
-    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: the repo).")] = None,
+    target: Annotated[str, typer.Option(help=" | ".join(MONITORING_TARGETS))] = "compose",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output directory (default: the target's, e.g. the repo for compose).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Render Prometheus and Alertmanager configuration from mlstack.yaml."""
-    from mlstack import monitoring
+    """Render Prometheus, Alertmanager and Grafana config (rules, tests, dashboards) from mlstack.yaml.
 
-    if target not in ("local", "compose"):
-        raise typer.BadParameter(f"{target!r}: local | compose", param_hint="--target")
-    cfg = _build_config(config, set_)
-    rendered = monitoring.render_monitoring(
-        cfg, "local" if target == "local" else "compose", out or REPO_ROOT
-    )
+    $MLSTACK_WEBHOOK_URL overrides the CT webhook URL; $MLSTACK_WEBHOOK_TOKEN is the local target's token.
+    """
+    from mlstack.monitoring.render import render_monitoring as render
+
+    if target not in MONITORING_TARGETS:
+        raise typer.BadParameter(f"{target!r}: {' | '.join(MONITORING_TARGETS)}", param_hint="--target")
+    rendered = render(_build_config(config, set_), target, out)
     for path in rendered.all:
         typer.echo(f"wrote {path}")
 

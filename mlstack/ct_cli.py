@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mlstack.contract import TRIGGER_DRIFT, TRIGGER_SCHEDULE, TRIGGERS, WEBHOOK_TOKEN_ENV
+
 if TYPE_CHECKING:
     from mlstack.config import Config
 
@@ -57,12 +59,11 @@ def trigger_serve(
     <state_dir>/logs/ct-pipeline.log.
     """
     from mlstack.cli import _fail
-    from mlstack.monitoring import TOKEN_ENV
     from mlstack.trigger_server import WEBHOOK_PATH, build_server
 
-    token = os.environ.get(TOKEN_ENV, "").strip()
+    token = os.environ.get(WEBHOOK_TOKEN_ENV, "").strip()
     if not token:
-        _fail(f"set {TOKEN_ENV}: the bearer token Alertmanager sends to the trigger", code=2)
+        _fail(f"set {WEBHOOK_TOKEN_ENV}: the bearer token Alertmanager sends to the trigger", code=2)
     if runtime != "local":
         raise typer.BadParameter(
             "the trigger runs local pipelines; compose uses Jenkins", param_hint="--runtime"
@@ -113,17 +114,21 @@ def ct_schedule(
         )
     cfg = _config(config, set_, require_approval=require_approval)
     audit = AuditLog.for_config(cfg)
-    audit.record("ran", "scheduled retrain started", phase="started", trigger="schedule", source="schedule")
+    audit.record(
+        "ran", "scheduled retrain started", phase="started", trigger=TRIGGER_SCHEDULE, source=TRIGGER_SCHEDULE
+    )
     runner = PipelineRunner(cfg, runtime)
-    typer.echo(f"scheduled retrain: {' '.join(runner.command('schedule'))}\n  output: {runner.log_path}")
-    outcome = runner("schedule")
+    typer.echo(
+        f"scheduled retrain: {' '.join(runner.command(TRIGGER_SCHEDULE))}\n  output: {runner.log_path}"
+    )
+    outcome = runner(TRIGGER_SCHEDULE)
     decision: Decision = "ran" if outcome.status in ("success", "failed") else "skipped"
     audit.record(
         decision,
         outcome.reason,
         phase="finished",
-        trigger="schedule",
-        source="schedule",
+        trigger=TRIGGER_SCHEDULE,
+        source=TRIGGER_SCHEDULE,
         outcome=outcome.status,
         exit_code=outcome.exit_code,
         pipeline_id=outcome.pipeline_id,
@@ -142,7 +147,7 @@ def ct_schedule(
 
 @ct_app.command("check")
 def ct_check(
-    trigger: Annotated[str, typer.Option(help="drift | accuracy | schedule | manual | push")] = "drift",
+    trigger: Annotated[str, typer.Option(help=" | ".join(TRIGGERS))] = TRIGGER_DRIFT,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
@@ -150,13 +155,13 @@ def ct_check(
 
     Exit 0: it would run; exit 10: held back (cooldown or not enough new labelled data).
     """
-    from mlstack.cli import TRIGGERS, _fail
+    from mlstack.cli import _fail
     from mlstack.ct import retrain_policy
     from mlstack.data import load_base_dataset
     from mlstack.feedback import with_feedback
 
     if trigger not in TRIGGERS:
-        raise typer.BadParameter(f"{trigger!r} is not one of {TRIGGERS}", param_hint="--trigger")
+        raise typer.BadParameter(f"{trigger!r} is not one of {list(TRIGGERS)}", param_hint="--trigger")
     cfg = _config(config, set_)
     try:
         dataset = load_base_dataset(cfg.data)

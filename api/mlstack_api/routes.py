@@ -16,9 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from mlstack.contract import ADMIN_TOKEN_ENV
 from mlstack.prediction_log import LogRefused
 from mlstack_api.predictions import score
-from mlstack_api.state import ADMIN_TOKEN_ENV, ApiState
+from mlstack_api.state import ApiState
 from mlstack_api.validation import RequestError, decode_json, parse_instances
 
 router = APIRouter()

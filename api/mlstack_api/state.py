@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 
 from mlstack.config import Config
+from mlstack.contract import ADMIN_TOKEN_ENV
 from mlstack.prediction_log import PredictionLogWriter
 from mlstack.store import PredictionStore
 from mlstack_api.metrics import NO_MODEL, ApiMetrics
@@ -21,7 +22,6 @@ log = logging.getLogger(__name__)
 #: The log writer and model watcher threads hold the GIL in slices of this many seconds (default 5 ms);
 #: shorter slices keep them from adding milliseconds to the request latency tail.
 GIL_SWITCH_INTERVAL_S = 0.0005
-ADMIN_TOKEN_ENV = "MLSTACK_ADMIN_TOKEN"  # noqa: S105 - the variable name, not a secret
 SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlstack.config import REPO_ROOT
-from mlstack.runtime.compose import REQUIRED_SECRETS
+from mlstack.contract import REQUIRED_SECRETS
 from tests.support.binaries import in_ci
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"

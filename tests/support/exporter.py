@@ -12,8 +12,8 @@ from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlstack.contract import REFERENCE_ARTIFACT
 from mlstack.store import PredictionRecord, PredictionStore
-from mlstack.train import REFERENCE_ARTIFACT
 
 
 def log_training_run(

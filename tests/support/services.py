@@ -15,7 +15,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from mlstack.config import CONFIG_ENV, ENV_PREFIX, Config
+from mlstack.config import Config
+from mlstack.contract import CONFIG_ENV, ENV_PREFIX
 from mlstack.runtime.local import api_command
 from tests.support.net import free_port
 

@@ -1,0 +1,88 @@
+"""`make pipeline` end to end: the CLI's local runtime starts real services, trains, promotes, serves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.net import free_port
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def local_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An isolated local runtime: own state dir and free ports; a developer's stack is untouched."""
+    env = {
+        **os.environ,
+        "MLSTACK__SERVICES__STATE_DIR": str(tmp_path / "state"),
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLSTACK__API__RELOAD_INTERVAL_S": "1",
+        "MLSTACK__EXPORTER__REFRESH_INTERVAL_S": "2",
+        **{
+            f"MLSTACK__SERVICES__{name}_PORT": str(free_port())
+            for name in ("API", "EXPORTER", "PROMETHEUS", "ALERTMANAGER", "TRIGGER")
+        },
+    }
+    try:
+        yield env
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "mlstack.cli", "services", "stop"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            timeout=120,
+        )
+
+
+def mlstack(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mlstack.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_pipeline_runs_twice_and_serves_the_champion(local_env: dict[str, str]) -> None:
+    first = mlstack(local_env, "run", "--models", "logistic_regression,random_forest")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "champion: wine-classifier v1" in first.stdout
+    for stage in ("validate-data", "train", "register", "gate", "promote", "deploy", "healthcheck", "smoke"):
+        assert f"  {stage}" in first.stdout, stage
+    assert "logistic_regression" in first.stdout and "gate: promote" in first.stdout
+
+    api = f"http://127.0.0.1:{local_env['MLSTACK__SERVICES__API_PORT']}"
+    version = requests.get(f"{api}/version", timeout=5).json()
+    assert str(version["model"]["version"]) == "1"
+
+    # Idempotent: a second run retrains and the gate decides (same data and seed: equal scores pass
+    # with min_improvement 0, so the champion moves to the new version and the predictor follows).
+    second = mlstack(local_env, "run", "--models", "logistic_regression", "--min-improvement", "0")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "mlflow: reused" in second.stdout or "reused" in second.stdout
+    assert "champion: wine-classifier v2" in second.stdout
+
+    status = mlstack(local_env, "services", "status")
+    assert "mlflow" in status.stdout and "api" in status.stdout
+    stop = mlstack(local_env, "services", "stop")
+    assert "stopped api" in stop.stdout and "stopped mlflow" in stop.stdout
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{api}/healthz", timeout=2)
+
+
+def test_a_failing_stage_exits_non_zero_and_names_it(local_env: dict[str, str]) -> None:
+    result = mlstack({**local_env, "MLSTACK_FAIL_STAGE": "train"}, "run", "--models", "logistic_regression")
+    assert result.returncode == 1
+    assert "stage 'train' failed" in result.stderr
+    assert "champion: wine-classifier v-" in result.stdout

@@ -1,0 +1,394 @@
+"""The predictor in-process: validation matrix, feedback, admin auth, metrics contract, OpenAPI, form.
+
+The model is a real scikit-learn pipeline trained here and injected with `create_app(model=...)`, so
+these tests need no MLflow server; everything behind the routes (prediction store on SQLite, log
+writer thread, metrics registry) is real. Registry-backed behaviour is in
+tests/integration/api/test_api_integration.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from mlstack_api.main import create_app
+from mlstack_api.model import ServedModel, sklearn_predict_proba
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mlstack.config import REPO_ROOT, Config
+from mlstack.data import load_base_dataset, split
+from mlstack.schema import FeatureSchema
+from mlstack.store import PredictionStore
+from tests.support.net import free_port
+from tests.support.pipeline import isolated_config
+from tests.support.services import preserved_process_globals
+
+TOKEN = "unit-test-admin-token"
+MAX_BATCH = 5
+MAX_BODY = 2048
+
+
+@pytest.fixture(autouse=True)
+def _isolate_mlflow_client() -> Iterator[None]:
+    # In-process apps repoint MLflow's global client and the GIL interval; other tests must not inherit that.
+    with preserved_process_globals():
+        yield
+
+
+@pytest.fixture(scope="module")
+def served_model() -> ServedModel:
+    """A real logistic-regression pipeline on the wine data, wrapped as the app serves models."""
+    config = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
+    dataset = load_base_dataset(config.data)
+    parts = split(dataset, config)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+        parts.x_train, parts.y_train
+    )
+    schema = FeatureSchema.from_training_data(
+        parts.x_train, parts.y_train, dataset.class_names, dataset.target_name
+    )
+    return ServedModel(
+        name="wine-classifier",
+        version="7",
+        alias="champion",
+        run_id="run-unit",
+        runtime="sklearn",
+        schema=schema,
+        predict_proba=sklearn_predict_proba(model, schema.feature_names),
+        loaded_at=time.time(),
+        load_seconds=0.01,
+    )
+
+
+def unit_config(tmp_path: Path, **overrides: Any) -> Config:
+    # Nothing listens on the tracking URI's port: the watcher (when used) meets a real refused connection.
+    return isolated_config(
+        f"http://127.0.0.1:{free_port()}",
+        tmp_path / "state",
+        **{
+            "api.max_batch": MAX_BATCH,
+            "api.max_body_bytes": MAX_BODY,
+            "api.reload_interval_s": 0.2,
+            **overrides,
+        },
+    )
+
+
+@pytest.fixture
+def client(tmp_path: Path, served_model: ServedModel) -> Iterator[TestClient]:
+    app = create_app(unit_config(tmp_path), model=served_model, admin_token=TOKEN)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def typical(model: ServedModel) -> dict[str, float]:
+    return {f.name: f.typical for f in model.schema.features}
+
+
+def metric_value(text: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+def test_predict_returns_class_probabilities_ids_and_model(
+    client: TestClient, served_model: ServedModel
+) -> None:
+    rows = [typical(served_model), {**typical(served_model), "proline": 400.0}, typical(served_model)]
+    response = client.post("/predict", json={"instances": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == {
+        "name": "wine-classifier",
+        "version": "7",
+        "alias": "champion",
+        "run_id": "run-unit",
+        "runtime": "sklearn",
+    }
+    predictions = body["predictions"]
+    assert len(predictions) == 3
+    assert len({p["id"] for p in predictions}) == 3
+    class_names = [c.name for c in served_model.schema.classes]
+    for prediction in predictions:
+        assert set(prediction["probabilities"]) == set(class_names)
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+        winner = max(prediction["probabilities"], key=prediction["probabilities"].get)
+        assert prediction["class_name"] == winner
+        assert served_model.schema.class_name(prediction["label"]) == winner
+
+
+def _instance_with(model: ServedModel, **changes: object) -> dict[str, object]:
+    return {**typical(model), **changes}
+
+
+def _without(model: ServedModel, name: str) -> dict[str, object]:
+    row: dict[str, object] = dict(typical(model))
+    del row[name]
+    return row
+
+
+# (case id, raw body, expected status, text the error must contain)
+def bad_bodies(model: ServedModel) -> list[tuple[str, bytes, int, str]]:
+    good = typical(model)
+    first = model.schema.feature_names[0]
+
+    def body(payload: object) -> bytes:
+        return json.dumps(payload).encode()
+
+    def with_raw_value(raw: str) -> bytes:
+        # Literals json.dumps would not write for us (NaN, Infinity, huge numbers).
+        return body({"instances": [_instance_with(model, **{first: "@@"})]}).replace(b'"@@"', raw.encode())
+
+    return [
+        ("not-json", b"{not json", 400, "not valid JSON"),
+        ("invalid-utf8", b'{"instances": [\xff]}', 400, "not valid JSON"),
+        ("empty-body", b"", 400, "not valid JSON"),
+        ("body-is-list", body([good]), 422, "JSON object"),
+        ("missing-instances", body({}), 422, "instances"),
+        ("unknown-top-level", body({"instances": [good], "extra": 1}), 422, "extra"),
+        ("instances-not-list", body({"instances": good}), 422, "instances"),
+        ("empty-batch", body({"instances": []}), 422, "at least one"),
+        ("too-many", body({"instances": [good] * (MAX_BATCH + 1)}), 422, f"at most {MAX_BATCH}"),
+        ("instance-not-object", body({"instances": [1]}), 422, "instances[0]"),
+        ("missing-feature", body({"instances": [_without(model, "proline")]}), 422, "instances[0].proline"),
+        ("unknown-feature", body({"instances": [_instance_with(model, colour=1.0)]}), 422, "colour"),
+        ("string-value", body({"instances": [_instance_with(model, hue="high")]}), 422, "instances[0].hue"),
+        ("bool-value", body({"instances": [_instance_with(model, hue=True)]}), 422, "instances[0].hue"),
+        ("null-value", body({"instances": [_instance_with(model, hue=None)]}), 422, "instances[0].hue"),
+        ("list-value", body({"instances": [_instance_with(model, hue=[1.0])]}), 422, "instances[0].hue"),
+        ("second-row-bad", body({"instances": [good, _without(model, "hue")]}), 422, "instances[1].hue"),
+        ("nan", with_raw_value("NaN"), 422, f"instances[0].{first}"),
+        ("infinity", with_raw_value("-Infinity"), 422, f"instances[0].{first}"),
+        ("overflow-float", with_raw_value("1e400"), 422, f"instances[0].{first}"),
+        ("overflow-int", with_raw_value("9" * 400), 422, f"instances[0].{first}"),
+        ("float32-overflow", with_raw_value("1e39"), 422, f"instances[0].{first}"),
+        ("too-large", body({"instances": [good], "pad": "x" * MAX_BODY}), 413, str(MAX_BODY)),
+    ]
+
+
+def test_bad_inputs_get_4xx_naming_the_field(client: TestClient, served_model: ServedModel) -> None:
+    failures = []
+    for case, raw, status, needle in bad_bodies(served_model):
+        response = client.post("/predict", content=raw, headers={"Content-Type": "application/json"})
+        detail = (
+            response.json().get("detail", "")
+            if response.headers["content-type"] == "application/json"
+            else ""
+        )
+        if response.status_code != status or needle not in str(detail):
+            failures.append(
+                f"{case}: got {response.status_code} {response.text[:200]!r}, want {status} ~{needle!r}"
+            )
+    assert not failures, "\n".join(failures)
+
+
+def test_chunked_body_over_the_limit_is_413(client: TestClient, served_model: ServedModel) -> None:
+    def chunks() -> Iterator[bytes]:
+        # No Content-Length: the limit must hold while streaming.
+        yield b'{"instances": ['
+        for _ in range(MAX_BODY // 100 + 2):
+            yield b" " * 100
+        yield json.dumps(typical(served_model)).encode() + b"]}"
+
+    response = client.post("/predict", content=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+
+
+def test_feedback_unknown_id_bad_label_and_accepted(client: TestClient, served_model: ServedModel) -> None:
+    prediction = client.post("/predict", json={"instances": [typical(served_model)]}).json()["predictions"][0]
+    assert client.post("/feedback", json={"prediction_id": "nope", "true_label": 0}).status_code == 404
+    bad_label = client.post("/feedback", json={"prediction_id": prediction["id"], "true_label": 99})
+    assert bad_label.status_code == 422 and "true_label" in bad_label.text
+    assert (
+        client.post("/feedback", json={"prediction_id": prediction["id"], "true_label": "x"}).status_code
+        == 422
+    )
+    assert client.post("/feedback", json={"prediction_id": prediction["id"]}).status_code == 422
+    assert (
+        client.post("/feedback", content=b"{", headers={"Content-Type": "application/json"}).status_code
+        == 422
+    )
+    # Posted right after the prediction: acknowledged means committed, so the store has it already.
+    accepted = client.post(
+        "/feedback", json={"prediction_id": prediction["id"], "true_label": prediction["label"]}
+    )
+    assert accepted.status_code == 200, accepted.text
+    metrics = client.get("/metrics").text
+    assert metric_value(metrics, "mlops_feedback_total", result="accepted") == 1
+    assert metric_value(metrics, "mlops_feedback_total", result="unknown_prediction") == 1
+
+
+def test_admin_reload_requires_the_bearer_token(client: TestClient) -> None:
+    missing = client.post("/admin/reload")
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    wrong = client.post("/admin/reload", headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status_code == 401
+    basic = client.post("/admin/reload", headers={"Authorization": "Basic dXNlcjpwdw=="})
+    assert basic.status_code == 401
+    # Right token; this app serves an injected model, so there is nothing to reload.
+    right = client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert right.status_code == 503 and "fixed model" in right.json()["detail"]
+
+
+def test_admin_reload_is_disabled_without_a_token(
+    tmp_path: Path, served_model: ServedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLSTACK_ADMIN_TOKEN", raising=False)
+    with TestClient(create_app(unit_config(tmp_path), model=served_model)) as disabled:
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer anything"}):
+            response = disabled.post("/admin/reload", headers=headers)
+            assert response.status_code == 403
+            assert "MLSTACK_ADMIN_TOKEN" in response.json()["detail"]
+
+
+def test_health_ready_version(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["model_version"] == "7"
+    version = client.get("/version").json()
+    assert version["model"]["version"] == "7" and version["model"]["runtime"] == "sklearn"
+    assert re.match(r"\d{4}-\d\d-\d\dT", version["loaded_at"])
+
+
+def test_not_ready_while_mlflow_is_unreachable(tmp_path: Path, served_model: ServedModel) -> None:
+    """No model injected and nothing listening at the tracking URI: 503s with the reason, never a crash."""
+    with TestClient(create_app(unit_config(tmp_path), admin_token=TOKEN)) as loading:
+        time.sleep(0.5)  # a few failed polls (reload interval 0.2 s, startup backoff from 0.5 s)
+        ready = loading.get("/readyz")
+        assert ready.status_code == 503 and "cannot resolve" in ready.json()["detail"]
+        assert loading.get("/healthz").status_code == 200
+        predict = loading.post("/predict", json={"instances": [typical(served_model)]})
+        assert predict.status_code == 503
+        assert loading.get("/version").status_code == 503
+        assert loading.get("/schema").status_code == 503
+        reload = loading.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert reload.status_code == 503 and reload.json()["result"] == "failure"
+        assert (
+            metric_value(loading.get("/metrics").text, "mlops_model_reload_total", result="failure") or 0
+        ) >= 2
+
+
+def predictor_metric_names() -> set[str]:
+    """The predictor table of docs/metrics.md: the contract for /metrics."""
+    text = (REPO_ROOT / "docs" / "metrics.md").read_text()
+    section = text.split("## Predictor", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(mlops_[a-z_]+)`", section, flags=re.MULTILINE))
+
+
+def test_metrics_match_the_catalogue(client: TestClient, served_model: ServedModel) -> None:
+    client.post("/predict", json={"instances": [typical(served_model)] * 2})
+    client.post("/predict", content=b"{", headers={"Content-Type": "application/json"})
+    text = client.get("/metrics").text
+    families = {family.name for family in text_string_to_metric_families(text)}
+    documented = predictor_metric_names()
+    assert len(documented) >= 13
+    missing = {name.removesuffix("_total") for name in documented} - families
+    assert not missing, f"documented but not exported: {sorted(missing)}"
+    predicted = {
+        name: metric_value(text, "mlops_predictions_total", model_version="7", predicted_class=name)
+        for name in served_model.class_names
+    }
+    assert sum(v or 0 for v in predicted.values()) == 2
+    assert metric_value(text, "mlops_prediction_batch_size_count", model_version="7") == 1
+    ok = {"route": "/predict", "method": "POST", "status": "200", "model_version": "7"}
+    assert metric_value(text, "mlops_http_requests_total", **ok) == 1
+    assert metric_value(text, "mlops_http_request_duration_seconds_bucket", le="0.00025", **ok) is not None
+    assert metric_value(text, "mlops_http_requests_total", route="/predict", status="400") == 1
+    info = {"model": "wine-classifier", "version": "7", "alias": "champion", "runtime": "sklearn"}
+    assert metric_value(text, "mlops_model_info", **info) == 1
+
+
+def test_openapi_request_schema_comes_from_the_feature_schema(
+    client: TestClient, served_model: ServedModel
+) -> None:
+    document = client.get("/openapi.json").json()
+    instance = document["components"]["schemas"]["Instance"]
+    assert instance["required"] == served_model.schema.feature_names
+    assert set(instance["properties"]) == set(served_model.schema.feature_names)
+    assert instance["additionalProperties"] is False
+    request = document["components"]["schemas"]["PredictRequest"]
+    assert request["properties"]["instances"]["maxItems"] == MAX_BATCH
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/PredictRequest"}
+    assert client.get("/docs").status_code == 200
+
+
+def test_form_and_static_files_are_served(client: TestClient, served_model: ServedModel) -> None:
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert 'id="predict-form"' in page.text and "/static/app.js" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # no external CDN
+    script = client.get("/static/app.js")
+    assert script.status_code == 200 and 'fetch("/predict"' in script.text
+    schema = client.get("/schema").json()
+    assert [f["name"] for f in schema["features"]] == served_model.schema.feature_names
+    assert schema["max_batch"] == MAX_BATCH
+
+
+def test_every_acknowledged_prediction_is_in_the_store_when_the_response_arrives(
+    tmp_path: Path, served_model: ServedModel
+) -> None:
+    config = unit_config(tmp_path)
+    store = PredictionStore(config.prediction_store_url)
+    try:
+        with TestClient(create_app(config, model=served_model)) as app_client:
+            for _ in range(20):
+                body = app_client.post("/predict", json={"instances": [typical(served_model)] * 3}).json()
+                ids = {p["id"] for p in body["predictions"]}
+                assert len(ids) == 3 and ids <= store.prediction_ids()  # read by another connection
+    finally:
+        store.dispose()
+
+
+def test_a_failing_store_gets_503_with_retry_after_and_nothing_is_acknowledged(
+    tmp_path: Path, served_model: ServedModel
+) -> None:
+    """A real SQLite failure (the table renamed away by another connection): refused, counted, not stored."""
+    config = unit_config(tmp_path)
+    database = Path(config.prediction_store_url.removeprefix("sqlite:///"))
+    with TestClient(create_app(config, model=served_model)) as app_client:
+        assert app_client.post("/predict", json={"instances": [typical(served_model)]}).status_code == 200
+        with sqlite3.connect(database) as conn:
+            conn.execute("ALTER TABLE predictions RENAME TO predictions_away")
+        refused = app_client.post("/predict", json={"instances": [typical(served_model)] * 2})
+        again = app_client.post("/predict", json={"instances": [typical(served_model)]})
+        metrics = app_client.get("/metrics").text
+    for response in (refused, again):
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"].isdigit() and int(response.headers["Retry-After"]) >= 1
+        assert "prediction store is unavailable" in response.json()["detail"]
+        assert "predictions" not in response.json()
+    assert "no such table" in refused.json()["detail"]
+    assert metric_value(metrics, "mlops_prediction_log_refused_total", reason="store_unavailable") == 3
+    assert metric_value(metrics, "mlops_prediction_log_write_errors_total") == 1
+    assert metric_value(metrics, "mlops_http_requests_total", route="/predict", status="503") == 2
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM predictions_away").fetchone() == (1,)
+
+
+def test_more_than_one_worker_is_refused(tmp_path: Path, served_model: ServedModel) -> None:
+    with pytest.raises(ValueError, match="one worker process per instance"):
+        create_app(unit_config(tmp_path, **{"api.workers": 2}), model=served_model)
+
+
+def test_prediction_log_can_be_switched_off(tmp_path: Path, served_model: ServedModel) -> None:
+    """prediction_store.enabled=false: predictions are served, nothing is logged, feedback says why."""
+    config = unit_config(tmp_path, **{"prediction_store.enabled": False})
+    with TestClient(create_app(config, model=served_model, admin_token=TOKEN)) as client:
+        response = client.post("/predict", json={"instances": [typical(served_model)]})
+        assert response.status_code == 200
+        prediction_id = response.json()["predictions"][0]["id"]
+        feedback = client.post("/feedback", json={"prediction_id": prediction_id, "true_label": 0})
+        assert feedback.status_code == 503 and "disabled" in feedback.json()["detail"]
+    assert not (tmp_path / "state" / "predictions.db").exists()
