@@ -9,17 +9,14 @@ lists every Secret (a test keeps that list complete).
 from __future__ import annotations
 
 import atexit
-import copy
 import logging
 import os
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import yaml
 
@@ -38,6 +35,7 @@ from mlstack.contract import (
     Service,
     Stage,
 )
+from mlstack.monitoring.endpoints import K8S_MONITORING_DIR
 from mlstack.runtime.base import RuntimeError_
 from mlstack.runtime.compose import PROJECT_IMAGES, host_ports
 
@@ -47,9 +45,8 @@ K8S_DIR: Final = REPO_ROOT / "deploy" / "k8s"
 BASE_DIR: Final = K8S_DIR / "base"
 OVERLAYS: Final[tuple[str, ...]] = ("dev", "prod")
 DEFAULT_OVERLAY: Final = "dev"
-# Where `mlstack render monitoring --target k8s` writes: inside the base, because kustomize's
-# configMapGenerator reads files only from under the kustomization's own directory.
-MONITORING_DIR: Final = BASE_DIR / "monitoring"
+# Where `mlstack render monitoring --target k8s` writes (the base's configMapGenerator sources).
+MONITORING_DIR: Final = K8S_MONITORING_DIR
 JENKINS_POD_TEMPLATE: Final = K8S_DIR / "jenkins" / "pod-template.yaml"
 # A one-off training Job (`kubectl create -f`), the counterpart of compose's `make train`.
 TRAIN_JOB: Final = K8S_DIR / "jobs" / "train.yaml"
@@ -136,92 +133,6 @@ def secret(name: str) -> SecretSpec:
         if spec.name == name:
             return spec
     raise KeyError(f"undocumented Secret {name!r}; documented: {[s.name for s in SECRETS]}")
-
-
-# --------------------------------------------------------------------------- monitoring config
-
-# Prometheus finds each job's targets among the EndpointSlices of its own namespace: the Service named
-# like the job, its port named `http` (every Service in deploy/k8s names its port so). One target per
-# ready or unready pod, so each predictor replica is scraped on its own.
-SCRAPE_PORT_NAME: Final = "http"
-K8S_DISCOVERY: Final[dict[str, Any]] = {"role": "endpointslice", "namespaces": {"own_namespace": True}}
-COMPOSE_HEADER_TARGET: Final = "--target compose"
-K8S_HEADER_TARGET: Final = "--target k8s"
-GRAFANA_FILES: Final[tuple[str, ...]] = (
-    "grafana/grafana.ini",
-    "grafana/provisioning/datasources/prometheus.yml",
-    "grafana/provisioning/dashboards/dashboards.yml",
-)
-GRAFANA_DASHBOARDS: Final = "grafana/dashboards"
-
-
-def discovery_relabel(job: str) -> list[dict[str, Any]]:
-    """Keep only the `http` port of the Service named `job`; label each target with its pod."""
-    return [
-        {
-            "source_labels": ["__meta_kubernetes_service_name", "__meta_kubernetes_endpointslice_port_name"],
-            "regex": f"{job};{SCRAPE_PORT_NAME}",
-            "action": "keep",
-        },
-        {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-    ]
-
-
-def kubernetes_scrape_configs(scrape_configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Compose's scrape jobs with static targets replaced by Kubernetes service discovery.
-
-    Everything else about a job (name, path, its own relabelling) is compose's, so the two configs
-    differ in target discovery only.
-    """
-    jobs = []
-    for job in scrape_configs:
-        converted = {k: v for k, v in job.items() if k not in {"static_configs", "relabel_configs"}}
-        converted["kubernetes_sd_configs"] = [copy.deepcopy(K8S_DISCOVERY)]
-        converted["relabel_configs"] = discovery_relabel(job["job_name"]) + list(
-            job.get("relabel_configs", [])
-        )
-        jobs.append(converted)
-    return jobs
-
-
-def render_monitoring(config: Config, out_dir: Path = MONITORING_DIR) -> list[Path]:
-    """Write the k8s monitoring files (ConfigMap sources) from the same source as compose's.
-
-    Renders the compose target, then swaps Prometheus' static targets for Kubernetes discovery; the
-    rules, Alertmanager and Grafana files are compose's unchanged (the `jenkins` ExternalName Service
-    and the mounted webhook-token Secret make compose's addresses valid in the cluster).
-    """
-    from mlstack import monitoring
-
-    written: list[Path] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rendered = monitoring.render_monitoring(
-            config, "compose", tmp, webhook_url=monitoring.COMPOSE_WEBHOOK_URL
-        )
-        # The promtool cases stay with compose's render: the rules they test are the same files.
-        for path in [rendered.prometheus_config, rendered.recording_rules, rendered.alert_rules]:
-            relative = path.relative_to(tmp)
-            text = path.read_text().replace(COMPOSE_HEADER_TARGET, K8S_HEADER_TARGET, 1)
-            if relative == Path("prometheus/prometheus.yml"):
-                header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-                data = yaml.safe_load(text)
-                data["scrape_configs"] = kubernetes_scrape_configs(data["scrape_configs"])
-                text = header + yaml.safe_dump(data, sort_keys=False, width=1000)
-            written.append(_write(out_dir / relative, text))
-        relative = rendered.alertmanager_config.relative_to(tmp)
-        text = rendered.alertmanager_config.read_text().replace(COMPOSE_HEADER_TARGET, K8S_HEADER_TARGET, 1)
-        written.append(_write(out_dir / relative, text))
-    sources = [REPO_ROOT / name for name in GRAFANA_FILES]
-    sources += sorted((REPO_ROOT / GRAFANA_DASHBOARDS).glob("*.json"))
-    for source in sources:
-        written.append(_write(out_dir / source.relative_to(REPO_ROOT), source.read_text()))
-    return written
-
-
-def _write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 # --------------------------------------------------------------------------- the runtime
