@@ -18,7 +18,7 @@ import requests
 
 from mlstack import contract
 from mlstack.config import load_config
-from mlstack.monitoring import render_monitoring
+from mlstack.monitoring.render import render_monitoring
 from tests.support.jenkins import casc
 from tests.support.jenkins.harness import Scenario, run_jenkinsfile
 from tests.support.net import free_port
