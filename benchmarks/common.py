@@ -21,12 +21,13 @@ VERSIONED_PACKAGES = ("mlflow", "scikit-learn", "onnxruntime", "fastapi", "uvico
 
 @dataclass(frozen=True)
 class Target:
-    """One pass/fail line: what was promised, what was measured."""
+    """One pass/fail line: what was promised, what was measured (or why it was skipped)."""
 
     name: str
     goal: str
     measured: str
     passed: bool
+    skipped: bool = False  # not measurable in this run (e.g. a feature not on main yet); `measured` says why
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +106,14 @@ class Child:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (every worker), as the OOM killer would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.process.wait(timeout=30)
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the process group (graceful), SIGKILL after `timeout`."""
         if self.process.poll() is not None:
@@ -129,8 +138,9 @@ def child_process(
     env: Mapping[str, str],
     ready: Callable[[], bool],
     timeout: float,
+    cwd: Path = REPO_ROOT,
 ) -> Iterator[Child]:
-    """Start `argv`, wait until `ready()` is true (bounded), yield it, always stop it."""
+    """Start `argv` in `cwd`, wait until `ready()` is true (bounded), yield it, always stop it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         process = subprocess.Popen(
@@ -139,7 +149,7 @@ def child_process(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=dict(env),
-            cwd=REPO_ROOT,
+            cwd=cwd,
             start_new_session=True,
         )
     child = Child(name, process, log)
@@ -170,3 +180,10 @@ def clean_environ(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def verdict(target: dict[str, Any]) -> str:
+    """PASS, FAIL or SKIP for a target's dict (as in the results JSON)."""
+    if target.get("skipped"):
+        return "SKIP"
+    return "PASS" if target["passed"] else "FAIL"

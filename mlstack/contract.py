@@ -168,6 +168,7 @@ STATE_GATE_REPORT: Final = "reports/gate.json"
 STATE_CT_DIR: Final = "ct"
 STATE_LOGS_DIR: Final = "logs"
 STATE_PREDICTIONS_DB: Final = "predictions.db"
+STATE_BENCH_DIR: Final = "bench"  # `make bench`'s cached competitor venvs (MLServer)
 
 # --------------------------------------------------------------------------- environment variables
 
@@ -188,6 +189,13 @@ COMPOSE_EXCLUDE_ENV: Final = "MLSTACK_COMPOSE_EXCLUDE"
 COMPOSE_PROJECT_DIR_ENV: Final = "MLSTACK_COMPOSE_PROJECT_DIR"
 COMPOSE_IN_NETWORK_ENV: Final = "MLSTACK_COMPOSE_IN_NETWORK"
 COMPOSE_PROJECT_NAME_ENV: Final = "COMPOSE_PROJECT_NAME"
+# The tag of the project images (docker-compose.yaml's `${MLSTACK_TAG:-local}`; the k8s runtime sets it).
+IMAGE_TAG_ENV: Final = "MLSTACK_TAG"
+# The k8s runtime: which overlay of deploy/k8s, which namespace and kubectl context, which kubectl.
+K8S_OVERLAY_ENV: Final = "MLSTACK_K8S_OVERLAY"
+K8S_NAMESPACE_ENV: Final = "MLSTACK_K8S_NAMESPACE"
+K8S_CONTEXT_ENV: Final = "MLSTACK_K8S_CONTEXT"
+KUBECTL_ENV: Final = "MLSTACK_KUBECTL"
 # Set by Jenkins: the build's tag, the commit built, and the approver the input step names.
 BUILD_TAG_ENV: Final = "BUILD_TAG"
 GIT_COMMIT_ENV: Final = "GIT_COMMIT"
