@@ -87,6 +87,9 @@ ALIAS_HISTORY_TAG_PREFIX: Final = "alias_history."
 # Lineage tags, on every candidate run, every registered version and the pipeline run.
 TAG_GIT_SHA: Final = "git_sha"
 TAG_DATA_HASH: Final = "data_hash"
+# A hash of the config keys that shape the model (data and training sections): with an equal
+# data hash, an equal config hash means "the same inputs" (the gate keeps the champion on a tie).
+TAG_CONFIG_HASH: Final = "config_hash"
 TAG_PIPELINE_ID: Final = "pipeline_id"
 TAG_BUILD_ID: Final = "build_id"
 TAG_TRIGGER: Final = "trigger"
@@ -105,6 +108,8 @@ ONNX_SKIPPED: Final[OnnxParity] = "skipped"
 TAG_GATE: Final = "gate"
 GATE_PASSED: Final = "passed"
 GATE_FAILED: Final = "failed"
+# A tie on the champion's own inputs: this version reproduces the champion, which stays.
+GATE_SAME_AS_CHAMPION: Final = "same-as-champion"
 TAG_GATE_FORCED: Final = "gate_forced"
 # The gate's verdict on the best candidate's run.
 RUN_TAG_GATE_DECISION: Final = "gate.decision"

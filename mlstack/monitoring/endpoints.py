@@ -17,7 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.config import REPO_ROOT, Config
-from mlstack.contract import CONTAINER_PORTS, JENKINS, LOOPBACK
+from mlstack.contract import (
+    ALERTMANAGER,
+    API,
+    CONTAINER_PORTS,
+    EXPORTER,
+    JENKINS,
+    LOOPBACK,
+    MLFLOW,
+    PROMETHEUS,
+)
 from mlstack.monitoring.names import SERVICES
 
 # Compose: each service by its name on the compose network, at its container port.
@@ -82,11 +91,11 @@ class StaticEndpoints(Endpoints):
 
     def alertmanagers(self) -> list[dict[str, Any]]:
         """The one Alertmanager, statically."""
-        return [{"static_configs": [{"targets": [self.targets["alertmanager"]]}]}]
+        return [{"static_configs": [{"targets": [self.targets[ALERTMANAGER]]}]}]
 
     def prometheus_url(self) -> str:
         """http://<prometheus target>."""
-        return f"http://{self.targets['prometheus']}"
+        return f"http://{self.targets[PROMETHEUS]}"
 
 
 @dataclass(frozen=True)
@@ -145,11 +154,11 @@ def local_endpoints(config: Config, overrides: Overrides) -> Endpoints:
     """127.0.0.1 and the ports in `config.services`; CT alerts go to the local trigger server."""
     svc = config.services
     ports = {
-        "api": svc.api_port,
-        "exporter": svc.exporter_port,
-        "mlflow": svc.mlflow_port,
-        "alertmanager": svc.alertmanager_port,
-        "prometheus": svc.prometheus_port,
+        API: svc.api_port,
+        EXPORTER: svc.exporter_port,
+        MLFLOW: svc.mlflow_port,
+        ALERTMANAGER: svc.alertmanager_port,
+        PROMETHEUS: svc.prometheus_port,
     }
     return static_endpoints(
         {name: f"{LOOPBACK}:{port}" for name, port in ports.items()},

@@ -167,3 +167,9 @@ def test_mutant_fails_the_schema_check(report: dict[str, Any], mutant: str) -> N
     assert not result["valid"]
     found = [(e["path"], e["message"]) for e in result["errors"]]
     assert any(path == pointer and message in text for path, text in found), found
+    if mutant in EXACT:
+        assert found == [(pointer, message)], "one mistake, one error"
+
+
+# Issue 13's two named mutants: the check reports exactly the mistake, nothing else.
+EXACT = {"gridpos-w-string", "no-schema-version"}

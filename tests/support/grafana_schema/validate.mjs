@@ -52,7 +52,15 @@ function schemas() {
     annotation.properties[key] = { type: "string", description: "allow-listed legacy Prometheus annotation key" };
   }
   const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
-  const validators = { dashboard: ajv.compile(dashboard) };
+  ajv.addSchema(dashboard, "dashboard");
+  // `panels` items are `Panel | RowPanel` (anyOf), for which ajv reports why *each* branch failed.
+  // Each panel is checked against the branch its own `type` selects instead, so a broken panel reads
+  // as its own errors (a `row` must then be a valid RowPanel, as Grafana treats it).
+  const validators = {
+    dashboard: ajv.getSchema("dashboard"),
+    panel: ajv.getSchema("dashboard#/definitions/Panel"),
+    row: ajv.getSchema("dashboard#/definitions/RowPanel"),
+  };
   const names = new Set(Object.values(PANEL_TYPES).flatMap((t) => [t.options, t.custom]).filter(Boolean));
   for (const name of names) validators[name] = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(generator.createSchema(name));
   return validators;
@@ -60,22 +68,23 @@ function schemas() {
 
 function errorsOf(validate, data, prefix) {
   if (validate(data)) return [];
-  return validate.errors.map((e) => ({
-    path: prefix + e.instancePath,
-    message: e.message,
-    params: e.params,
-  }));
+  return validate.errors.map((e) => ({ path: prefix + e.instancePath, message: e.message, params: e.params }));
 }
 
 function* panelsOf(dashboard) {
-  for (const [i, panel] of (dashboard.panels ?? []).entries()) {
+  if (!Array.isArray(dashboard?.panels)) return;
+  for (const [i, panel] of dashboard.panels.entries()) {
     yield [`/panels/${i}`, panel];
     for (const [j, inner] of (panel.panels ?? []).entries()) yield [`/panels/${i}/panels/${j}`, inner];
   }
 }
 
 export function check(validators, dashboard) {
-  const errors = errorsOf(validators.dashboard, dashboard, "");
+  const panels = Array.isArray(dashboard?.panels) ? dashboard.panels : [];
+  const errors = errorsOf(validators.dashboard, dashboard, "").filter((e) => !/^\/panels\/\d+/.test(e.path));
+  for (const [i, panel] of panels.entries()) {
+    errors.push(...errorsOf(panel?.type === "row" ? validators.row : validators.panel, panel, `/panels/${i}`));
+  }
   for (const [where, panel] of panelsOf(dashboard)) {
     if (panel.type === "row") continue;
     const plugin = PANEL_TYPES[panel.type];
