@@ -193,7 +193,7 @@ def mlstack_api(
     (service,) = [s for s in LocalRuntime(config).app_services(config) if s.name == "api"]
     config_file = workdir / "mlstack-api.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    env = clean_environ(**{CONFIG_ENV: str(config_file)})
+    env = clean_environ(**{CONFIG_ENV: str(config_file), **service.env})  # as the local runtime runs it
     base = f"http://127.0.0.1:{port}"
     with child_process(
         f"mlstack-api ({workers} workers)",
