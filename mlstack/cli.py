@@ -16,6 +16,7 @@ import typer
 from mlstack.config import REPO_ROOT, Config, load_config, parse_set_options, select_candidates
 from mlstack.contract import DEFAULT_TRIGGER, STAGES, TRIGGERS
 from mlstack.ct_cli import ct_app, simulate_app, trigger_app
+from mlstack.monitoring.endpoints import TARGETS as MONITORING_TARGETS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 registry_app = typer.Typer(no_args_is_help=True, help="The alias timeline and rollback.")
@@ -439,26 +440,26 @@ def platform_check_env(
 
 @render_app.command("monitoring")
 def render_monitoring(
-    target: Annotated[str, typer.Option(help="local | compose | k8s")] = "compose",
-    out: Annotated[Path | None, typer.Option("--out", help="Output directory (default: the repo).")] = None,
+    target: Annotated[str, typer.Option(help=" | ".join(MONITORING_TARGETS))] = "compose",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output directory (default: the target's, e.g. the repo for compose).",
+        ),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Render Prometheus and Alertmanager configuration from mlstack.yaml."""
-    from mlstack import monitoring
+    """Render Prometheus, Alertmanager and Grafana config (rules, tests, dashboards) from mlstack.yaml.
 
-    if target not in ("local", "compose", "k8s"):
-        raise typer.BadParameter(f"{target!r}: local | compose | k8s", param_hint="--target")
-    cfg = _build_config(config, set_)
-    if target == "k8s":
-        from mlstack.runtime import k8s
+    $MLSTACK_WEBHOOK_URL overrides the CT webhook URL; $MLSTACK_WEBHOOK_TOKEN is the local target's token.
+    """
+    from mlstack.monitoring.render import render_monitoring as render
 
-        for path in k8s.render_monitoring(cfg, out or k8s.MONITORING_DIR):
-            typer.echo(f"wrote {path}")
-        return
-    rendered = monitoring.render_monitoring(
-        cfg, "local" if target == "local" else "compose", out or REPO_ROOT
-    )
+    if target not in MONITORING_TARGETS:
+        raise typer.BadParameter(f"{target!r}: {' | '.join(MONITORING_TARGETS)}", param_hint="--target")
+    rendered = render(_build_config(config, set_), target, out)
     for path in rendered.all:
         typer.echo(f"wrote {path}")
 

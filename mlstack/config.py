@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -184,6 +185,23 @@ class Config(_Section):
 
         walk("", self.model_dump(mode="json"))
         return flat
+
+
+# Keys of the `data` section that decide when or what to monitor, not what the model learns: they
+# stay out of the training config hash, so changing them does not count as new inputs at the gate.
+NON_TRAINING_DATA_KEYS = frozenset({"min_new_labelled_rows", "reference", "reference_sample_rows"})
+
+
+def training_config_hash(config: Config) -> str:
+    """A hash of the effective config that shapes a model: the `data` and `training` sections.
+
+    The gate compares it (with the data hash) against the champion's `config_hash` tag: equal
+    hashes and an equal score mean the run reproduced the champion, so the champion stays.
+    Unknown or new keys count, so a key added later errs on the side of "new inputs".
+    """
+    data = {k: v for k, v in config.data.model_dump(mode="json").items() if k not in NON_TRAINING_DATA_KEYS}
+    payload = {"data": data, "training": config.training.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _parse_scalar(raw: str) -> Any:

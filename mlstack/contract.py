@@ -87,6 +87,9 @@ ALIAS_HISTORY_TAG_PREFIX: Final = "alias_history."
 # Lineage tags, on every candidate run, every registered version and the pipeline run.
 TAG_GIT_SHA: Final = "git_sha"
 TAG_DATA_HASH: Final = "data_hash"
+# A hash of the config keys that shape the model (data and training sections): with an equal
+# data hash, an equal config hash means "the same inputs" (the gate keeps the champion on a tie).
+TAG_CONFIG_HASH: Final = "config_hash"
 TAG_PIPELINE_ID: Final = "pipeline_id"
 TAG_BUILD_ID: Final = "build_id"
 TAG_TRIGGER: Final = "trigger"
@@ -105,6 +108,8 @@ ONNX_SKIPPED: Final[OnnxParity] = "skipped"
 TAG_GATE: Final = "gate"
 GATE_PASSED: Final = "passed"
 GATE_FAILED: Final = "failed"
+# A tie on the champion's own inputs: this version reproduces the champion, which stays.
+GATE_SAME_AS_CHAMPION: Final = "same-as-champion"
 TAG_GATE_FORCED: Final = "gate_forced"
 # The gate's verdict on the best candidate's run.
 RUN_TAG_GATE_DECISION: Final = "gate.decision"
@@ -184,6 +189,13 @@ COMPOSE_EXCLUDE_ENV: Final = "MLSTACK_COMPOSE_EXCLUDE"
 COMPOSE_PROJECT_DIR_ENV: Final = "MLSTACK_COMPOSE_PROJECT_DIR"
 COMPOSE_IN_NETWORK_ENV: Final = "MLSTACK_COMPOSE_IN_NETWORK"
 COMPOSE_PROJECT_NAME_ENV: Final = "COMPOSE_PROJECT_NAME"
+# The tag of the project images (docker-compose.yaml's `${MLSTACK_TAG:-local}`; the k8s runtime sets it).
+IMAGE_TAG_ENV: Final = "MLSTACK_TAG"
+# The k8s runtime: which overlay of deploy/k8s, which namespace and kubectl context, which kubectl.
+K8S_OVERLAY_ENV: Final = "MLSTACK_K8S_OVERLAY"
+K8S_NAMESPACE_ENV: Final = "MLSTACK_K8S_NAMESPACE"
+K8S_CONTEXT_ENV: Final = "MLSTACK_K8S_CONTEXT"
+KUBECTL_ENV: Final = "MLSTACK_KUBECTL"
 # Set by Jenkins: the build's tag, the commit built, and the approver the input step names.
 BUILD_TAG_ENV: Final = "BUILD_TAG"
 GIT_COMMIT_ENV: Final = "GIT_COMMIT"

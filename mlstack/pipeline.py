@@ -20,7 +20,7 @@ import pandas as pd
 import requests
 
 from mlstack import contract, registry
-from mlstack.config import REPO_ROOT, Config
+from mlstack.config import REPO_ROOT, Config, training_config_hash
 from mlstack.contract import (
     DEFAULT_TRIGGER,
     FAIL_STAGE_ENV,
@@ -167,6 +167,7 @@ class Pipeline:
         return {
             contract.TAG_GIT_SHA: git_sha(),
             contract.TAG_DATA_HASH: self.state.data_hash or "unknown",
+            contract.TAG_CONFIG_HASH: training_config_hash(self.config),
             contract.TAG_PIPELINE_ID: self.state.pipeline_id,
             contract.TAG_BUILD_ID: self.options.build_id or os.environ.get(contract.BUILD_TAG_ENV, "local"),
             contract.TAG_TRIGGER: self.state.trigger,
@@ -377,10 +378,24 @@ class Pipeline:
             champion_score,
             self.config.gate,
             force=self.options.force,
+            same_inputs=champ is not None and self._same_inputs_as(dict(champ.tags or {})),
         )
         self._record_gate(decision)
         verdict = "PROMOTE" if decision.promote else "KEEP CHAMPION"
         return f"{verdict}: {decision.reason}"
+
+    def _same_inputs_as(self, champion_tags: dict[str, str]) -> bool:
+        """Whether this run trained on the champion's inputs.
+
+        The champion's data and config hashes are its model-version tags (`data_hash`,
+        `config_hash`, set at registration from this run's lineage). A champion registered before
+        the config hash existed has no such tag and never counts as the same inputs.
+        """
+        ours = self.lineage_tags()
+        keys = (contract.TAG_DATA_HASH, contract.TAG_CONFIG_HASH)
+        return all(champion_tags.get(k) not in (None, "", "unknown") for k in keys) and all(
+            champion_tags[k] == ours[k] for k in keys
+        )
 
     def _record_gate(self, decision: GateDecision) -> None:
         self.state.gate = decision.to_dict()
@@ -388,8 +403,11 @@ class Pipeline:
         report = {**decision.to_dict(), "pipeline_id": self.state.pipeline_id, "trigger": self.state.trigger}
         (self.config.state_dir / contract.STATE_GATE_REPORT).write_text(json.dumps(report, indent=2))
         run_id = self._best().run_id
+        kept = not decision.promote and decision.tie and decision.same_inputs
         self.client.set_tag(
-            run_id, contract.RUN_TAG_GATE_DECISION, "promote" if decision.promote else "reject"
+            run_id,
+            contract.RUN_TAG_GATE_DECISION,
+            "promote" if decision.promote else "keep" if kept else "reject",
         )
         self.client.set_tag(run_id, contract.RUN_TAG_GATE_REASON, decision.reason)
         if decision.forced:
@@ -399,7 +417,13 @@ class Pipeline:
             self.client.log_metric(run_id, contract.RUN_METRIC_GATE_CHAMPION, decision.champion_score)
         self.client.log_dict(run_id, report, contract.GATE_ARTIFACT)
         version = self.state.registered_version or ""
-        verdict = contract.GATE_PASSED if decision.promote else contract.GATE_FAILED
+        verdict = (
+            contract.GATE_PASSED
+            if decision.promote
+            else contract.GATE_SAME_AS_CHAMPION
+            if kept
+            else contract.GATE_FAILED
+        )
         self.client.set_model_version_tag(self.model_name, version, contract.TAG_GATE, verdict)
         if decision.forced:
             self.client.set_model_version_tag(self.model_name, version, contract.TAG_GATE_FORCED, "true")

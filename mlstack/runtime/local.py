@@ -235,7 +235,7 @@ class LocalRuntime:
             return []
         out_dir = config.state_dir / "monitoring"
         try:
-            from mlstack.monitoring import render_monitoring
+            from mlstack.monitoring.render import render_monitoring
 
             rendered = render_monitoring(config, "local", out_dir)
         except Exception as exc:

@@ -330,3 +330,26 @@ def test_nothing_needs_a_cluster_role(overlay: str) -> None:
 def test_the_namespace_enforces_the_restricted_pod_security_standard() -> None:
     labels = find(render("prod"), "Namespace", "mlstack")["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# Volume types the `restricted` Pod Security Standard admits.
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_uses_only_volume_types_the_restricted_standard_admits(overlay: str) -> None:
+    for where, spec in with_template(overlay):
+        for volume in spec.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= RESTRICTED_VOLUMES, f"{where}: volume {volume['name']} is {kinds}"
+        for container in containers(spec):
+            assert not any(p.get("hostPort") for p in container.get("ports", [])), where

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlstack.config import load_config
-from mlstack.runtime.k8s import MONITORING_DIR, render_monitoring
+from mlstack.monitoring.render import render_monitoring
+from mlstack.runtime.k8s import MONITORING_DIR
 
 
 def test_committed_k8s_monitoring_files_equal_a_fresh_render(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("MLSTACK_WEBHOOK_URL", raising=False)
-    fresh = {p.relative_to(tmp_path) for p in render_monitoring(load_config(environ={}), tmp_path)}
+    rendered = render_monitoring(load_config(environ={}), "k8s", tmp_path)
+    fresh = {p.relative_to(tmp_path) for p in rendered.all}
     committed = {p.relative_to(MONITORING_DIR) for p in MONITORING_DIR.rglob("*") if p.is_file()}
     assert committed == fresh, "run `mlstack render monitoring --target k8s` and commit the result"
     for relative in sorted(fresh):

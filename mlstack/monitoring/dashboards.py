@@ -1,29 +1,40 @@
-"""Generate the Grafana dashboards (grafana/dashboards/*.json) from code: `python grafana/generate.py`.
+"""The Grafana dashboards (grafana/dashboards/*.json), rendered with the rest of the monitoring config.
 
-Panels query the recording rules named in `mlstack.monitoring` where one exists, and draw the
-alert thresholds from `config.monitoring`, so dashboards, rules and mlstack.yaml agree.
+Panels query the recording rules named in `names` where one exists and draw the alert thresholds from
+`config.monitoring`, so dashboards, rules and mlstack.yaml agree. Panel options are complete as
+Grafana 11.6 saves them: tests validate every dashboard against `@grafana/schema` (the dashboard and
+each panel plugin's options), which requires them.
 """
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-if str(HERE.parent) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(HERE.parent))
+from mlstack.config import Config
+from mlstack.monitoring.names import (
+    BATCH_QUANTILES,
+    CLIENT_ERROR_RATIO,
+    ERROR_RATIO,
+    LATENCY_QUANTILES,
+    PREDICTION_RATE,
+    REQUEST_RATE,
+    VERSION_REQUEST_RATE,
+    batch_record,
+    latency_record,
+)
 
-from mlstack import monitoring as mon  # noqa: E402
-from mlstack.config import Config, load_config  # noqa: E402
-
-DATASOURCE_UID = "prometheus"  # provisioning/datasources/prometheus.yml
+DATASOURCE_UID = "prometheus"  # the provisioned datasource (grafana.datasource_provisioning)
 DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
-OUT_DIR = HERE / "dashboards"
 RATE = "$__rate_interval"
+# The dashboard schema version Grafana 11.6 writes (@grafana/schema's defaultDashboard; a test compares):
+# Grafana does not migrate these dashboards on load.
+SCHEMA_VERSION = 41
+# Panel options Grafana 11.6 saves with every panel of a kind; the panel plugins' schemas require them.
+REDUCE_LAST = {"calcs": ["lastNotNull"], "fields": "", "values": False}
+HIDDEN_LEGEND = {"calcs": [], "displayMode": "list", "placement": "bottom", "showLegend": False}
+TOOLTIP = {"mode": "single", "sort": "none"}
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,9 @@ class Panel:
     """A panel before layout: kind, queries and display options."""
 
     title: str
-    kind: str  # timeseries | stat | bargauge | table
+    kind: str  # timeseries | stat | bargauge
     queries: tuple[Query, ...]
-    unit: str = "short"
+    unit: str  # stated per panel: Grafana's unit id (s, reqps, percentunit, short, ...)
     description: str = ""
     threshold: float | None = None  # drawn as a red line/colour from this value up
     threshold_below: bool = False  # red below the threshold instead (accuracy floors)
@@ -111,7 +122,7 @@ def layout(panels: Iterable[Panel]) -> list[dict[str, Any]]:
 def dashboard(
     uid: str, title: str, panels: Iterable[Panel], annotations: Iterable[dict[str, Any]] = ()
 ) -> dict[str, Any]:
-    """A complete dashboard model (schemaVersion 39), time range last hour, 10 s refresh."""
+    """A complete dashboard model, time range last hour, 10 s refresh."""
     builtin = {
         "builtIn": 1,
         "datasource": {"type": "grafana", "uid": "-- Grafana --"},
@@ -126,7 +137,7 @@ def dashboard(
         "title": title,
         "tags": ["mlstack"],
         "timezone": "utc",
-        "schemaVersion": 39,
+        "schemaVersion": SCHEMA_VERSION,
         "version": 1,
         "editable": False,
         "refresh": "10s",
@@ -137,15 +148,56 @@ def dashboard(
     }
 
 
+def stat_options(text_mode: str = "auto") -> dict[str, Any]:
+    """A stat panel's options: the last value, coloured by threshold, with a sparkline."""
+    return {
+        "colorMode": "value",
+        "graphMode": "area",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "percentChangeColorMode": "standard",
+        "reduceOptions": REDUCE_LAST,
+        "showPercentChange": False,
+        "textMode": text_mode,
+        "wideLayout": True,
+    }
+
+
+def bar_options() -> dict[str, Any]:
+    """A bar gauge's options: one horizontal bar per series, last value."""
+    return {
+        "displayMode": "basic",
+        "legend": HIDDEN_LEGEND,
+        "maxVizHeight": 300,
+        "minVizHeight": 16,
+        "minVizWidth": 8,
+        "namePlacement": "auto",
+        "orientation": "horizontal",
+        "reduceOptions": REDUCE_LAST,
+        "showUnfilled": True,
+        "sizing": "auto",
+        "valueMode": "color",
+    }
+
+
 def stat(title: str, expr: str, legend: str = "", unit: str = "short", **kw: Any) -> Panel:
     """A single-value panel, 6 columns wide."""
-    opts = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "textMode": "auto"}
-    return Panel(title, "stat", (Query(expr, legend),), unit=unit, width=6, height=4, options=opts, **kw)
+    return Panel(
+        title, "stat", (Query(expr, legend),), unit=unit, width=6, height=4, options=stat_options(), **kw
+    )
 
 
-def series(title: str, *queries: Query, unit: str = "short", **kw: Any) -> Panel:
-    """A time-series panel, legend as a table with last and max."""
-    opts = {"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]}}
+def series(title: str, *queries: Query, unit: str, **kw: Any) -> Panel:
+    """A time-series panel, legend as a table with last and max; the unit is always stated."""
+    opts = {
+        "legend": {
+            "calcs": ["lastNotNull", "max"],
+            "displayMode": "table",
+            "placement": "bottom",
+            "showLegend": True,
+        },
+        "tooltip": TOOLTIP,
+    }
     return Panel(title, "timeseries", queries, unit=unit, options=opts, **kw)
 
 
@@ -155,13 +207,13 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
     latency = [
         series(
             f"Latency p{round(q * 100)} by route and version",
-            Query(mon.latency_record(q), "{{route}} v{{model_version}}"),
+            Query(latency_record(q), "{{route}} v{{model_version}}"),
             unit="s",
             threshold=m.latency_p99_seconds if q == 0.99 else None,
-            description=f"Recording rule {mon.latency_record(q)}."
+            description=f"Recording rule {latency_record(q)}."
             + (" Red line: monitoring.latency_p99_seconds." if q == 0.99 else ""),
         )
-        for q in mon.LATENCY_QUANTILES
+        for q in LATENCY_QUANTILES
     ]
     return dashboard(
         "mlstack-predictor",
@@ -174,23 +226,23 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
                 "v{{version}} ({{runtime}})",
                 description="The version the predictor serves and its runtime (onnx or sklearn).",
             ),
-            stat("Requests/s", f"sum({mon.VERSION_REQUEST_RATE})", unit="reqps"),
+            stat("Requests/s", f"sum({VERSION_REQUEST_RATE})", unit="reqps"),
             stat(
                 "5xx ratio",
-                f"max({mon.ERROR_RATIO})",
+                f"max({ERROR_RATIO})",
                 unit="percentunit",
                 threshold=m.error_ratio,
             ),
             *latency,
             series(
                 "Requests/s by route and version",
-                Query(mon.REQUEST_RATE, "{{route}} v{{model_version}}"),
+                Query(REQUEST_RATE, "{{route}} v{{model_version}}"),
                 unit="reqps",
             ),
             series(
                 "Error ratio by version",
-                Query(mon.ERROR_RATIO, "5xx v{{model_version}}"),
-                Query(mon.CLIENT_ERROR_RATIO, "4xx v{{model_version}}"),
+                Query(ERROR_RATIO, "5xx v{{model_version}}"),
+                Query(CLIENT_ERROR_RATIO, "4xx v{{model_version}}"),
                 unit="percentunit",
                 threshold=m.error_ratio,
                 description="Red line: monitoring.error_ratio (the 5xx alert threshold).",
@@ -198,14 +250,15 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Batch size by version",
                 *(
-                    Query(mon.batch_record(q), f"p{round(q * 100)} v{{{{model_version}}}}")
-                    for q in mon.BATCH_QUANTILES
+                    Query(batch_record(q), f"p{round(q * 100)} v{{{{model_version}}}}")
+                    for q in BATCH_QUANTILES
                 ),
+                unit="short",
                 description="Instances per /predict request.",
             ),
             series(
                 "Predictions/s by class",
-                Query(mon.PREDICTION_RATE, "v{{model_version}} class {{predicted_class}}"),
+                Query(PREDICTION_RATE, "v{{model_version}} class {{predicted_class}}"),
                 unit="ops",
             ),
             series(
@@ -213,10 +266,12 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
                 Query("mlops_prediction_log_queue_depth", "queue depth"),
                 Query(f"rate(mlops_prediction_log_written_total[{RATE}])", "written/s"),
                 Query(f"rate(mlops_prediction_log_dropped_total[{RATE}])", "dropped/s"),
+                unit="short",
             ),
             series(
                 "Model reloads",
                 Query(f"sum by (result) (increase(mlops_model_reload_total[{RATE}]))", "{{result}}"),
+                unit="short",
             ),
         ],
     )
@@ -236,7 +291,6 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
         "textFormat": "{{model}}",
         "tagKeys": "model",
     }
-    bars = {"displayMode": "basic", "orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}}
     return dashboard(
         "mlstack-model-quality",
         "mlstack / Model quality",
@@ -255,18 +309,19 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
                 "bargauge",
                 (Query("mlops_model_accuracy", "v{{version}}"),),
                 unit="percentunit",
-                options=bars,
+                options=bar_options(),
             ),
             Panel(
                 "Test-set F1 (weighted) by version",
                 "bargauge",
                 (Query("mlops_model_f1", "v{{version}}"),),
                 unit="percentunit",
-                options=bars,
+                options=bar_options(),
             ),
             series(
                 "Champion version",
                 Query("mlops_champion_version", "{{model}} champion"),
+                unit="short",
                 description="Annotations mark each move of the champion alias.",
             ),
             series(
@@ -280,6 +335,7 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Labelled predictions in the accuracy window",
                 Query("mlops_live_labelled_count", "v{{version}}"),
+                unit="short",
                 threshold=m.accuracy_min_labelled,
                 threshold_below=True,
                 description="The accuracy alert needs at least monitoring.accuracy_min_labelled.",
@@ -291,7 +347,11 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
                 threshold=m.drift_share_threshold,
                 description="Red line: monitoring.drift_share_threshold.",
             ),
-            series("Per-feature drift score", Query("mlops_drift_feature_score", "{{feature}} ({{method}})")),
+            series(
+                "Per-feature drift score",
+                Query("mlops_drift_feature_score", "{{feature}} ({{method}})"),
+                unit="short",
+            ),
         ],
         annotations=[promotions],
     )
@@ -309,11 +369,12 @@ def platform_dashboard(config: Config) -> dict[str, Any]:
                 "Up by service",
                 "stat",
                 (Query('up{service!=""}', "{{service}}"),),
+                unit="short",
                 threshold=1,
                 threshold_below=True,
                 width=24,
                 height=4,
-                options={"reduceOptions": {"calcs": ["lastNotNull"]}, "textMode": "value_and_name"},
+                options=stat_options("value_and_name"),
                 mappings=[{"type": "value", "options": up_down}],
             ),
             series(
@@ -326,6 +387,7 @@ def platform_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Exporter refresh errors",
                 Query(f"increase(mlops_exporter_refresh_errors_total[{RATE}])", "{{source}}"),
+                unit="short",
             ),
             stat(
                 "Last pipeline succeeded",
@@ -345,6 +407,7 @@ def platform_dashboard(config: Config) -> dict[str, Any]:
             series(
                 "Alerts",
                 Query("sum by (alertname, alertstate) (ALERTS)", "{{alertname}} {{alertstate}}"),
+                unit="short",
                 description="Pending and firing alerts (docs/observability.md).",
                 width=24,
             ),
@@ -362,19 +425,3 @@ BUILDERS = {
 def build_dashboards(config: Config) -> dict[str, dict[str, Any]]:
     """File name -> dashboard model."""
     return {name: build(config) for name, build in BUILDERS.items()}
-
-
-def write_dashboards(out_dir: Path = OUT_DIR, config: Config | None = None) -> list[Path]:
-    """Write every dashboard as sorted, indented JSON; return the paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, model in build_dashboards(config or load_config()).items():
-        path = out_dir / name
-        path.write_text(json.dumps(model, indent=2, sort_keys=True) + "\n")
-        written.append(path)
-    return written
-
-
-if __name__ == "__main__":
-    for written_path in write_dashboards(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT_DIR):
-        print(written_path)
