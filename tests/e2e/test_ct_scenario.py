@@ -86,7 +86,6 @@ def settings(state_dir: Path, ports: dict[str, int]) -> dict[str, Any]:
         ],
         "data.min_new_labelled_rows": 50,
         "api.reload_interval_s": 1,
-        "prediction_store.flush_interval_s": 0.1,
         "exporter.refresh_interval_s": 1,
         "exporter.drift_interval_s": 2,
         "exporter.drift_window": 150,

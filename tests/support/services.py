@@ -74,6 +74,7 @@ def run_api(
     wait_ready: bool = True,
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[ApiProcess]:
     """Run `python -m uvicorn mlstack_api.main:app` with `config` (written to a YAML file in `workdir`).
 
@@ -82,14 +83,15 @@ def run_api(
         workdir: where the config file and `api.log` go.
         admin_token: value of MLSTACK_ADMIN_TOKEN, or None to leave admin endpoints disabled.
         wait_ready: wait for /readyz (a model loaded) rather than only /healthz.
+        port: listen here (a restart on the same address) instead of on a free port.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "mlstack-api.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    port = free_port()
+    port = port or free_port()
     log = workdir / "api.log"
     argv = api_command(port)
-    with log.open("wb") as sink:
+    with log.open("ab") as sink:  # a restart in the same workdir appends
         process = subprocess.Popen(
             argv,
             stdout=sink,
