@@ -168,6 +168,8 @@ STATE_GATE_REPORT: Final = "reports/gate.json"
 STATE_CT_DIR: Final = "ct"
 STATE_LOGS_DIR: Final = "logs"
 STATE_PREDICTIONS_DB: Final = "predictions.db"
+# The feedback token the local runtime generates on first run (mode 0600) when the env var is unset.
+STATE_FEEDBACK_TOKEN: Final = "secrets/feedback-token"  # noqa: S105 - a path
 STATE_BENCH_DIR: Final = "bench"  # `make bench`'s cached competitor venvs (MLServer)
 
 # --------------------------------------------------------------------------- environment variables
@@ -179,6 +181,8 @@ ENV_NESTING: Final = "__"
 """`MLSTACK__SECTION__KEY=value` overrides config key `section.key`."""
 TRACKING_URI_ENV: Final = "MLFLOW_TRACKING_URI"
 ADMIN_TOKEN_ENV: Final = "MLSTACK_ADMIN_TOKEN"  # noqa: S105 - a variable name
+# Bearer token of POST /feedback: labels are writes into the next training set (data poisoning).
+FEEDBACK_TOKEN_ENV: Final = "MLSTACK_FEEDBACK_TOKEN"  # noqa: S105 - a variable name
 WEBHOOK_TOKEN_ENV: Final = "MLSTACK_WEBHOOK_TOKEN"  # noqa: S105 - a variable name
 WEBHOOK_URL_ENV: Final = "MLSTACK_WEBHOOK_URL"
 # Fault injection (tests): the named stage raises before it runs.
@@ -208,6 +212,7 @@ REQUIRED_SECRETS: Final[tuple[str, ...]] = (
     "GF_SECURITY_ADMIN_PASSWORD",
     "JENKINS_ADMIN_PASSWORD",
     ADMIN_TOKEN_ENV,
+    FEEDBACK_TOKEN_ENV,
     WEBHOOK_TOKEN_ENV,
 )
 

@@ -247,6 +247,7 @@ def simulate(
     from mlstack.cli import _fail
     from mlstack.data import load_base_dataset
     from mlstack.simulate import DriftSpec, SimulationError, TrafficGenerator, check_target, run_simulation
+    from mlstack.tokens import feedback_token
 
     cfg = _config(config, set_)
     target = url or f"http://127.0.0.1:{cfg.services.api_port}"
@@ -278,9 +279,12 @@ def simulate(
             feedback_delay_s=feedback_delay,
             max_requests=max_requests,
             progress=typer.echo,
+            feedback_token=feedback_token(cfg),
         )
     except SimulationError as exc:
         _fail(str(exc), code=2)
         return
     if report.stopped_early:
         typer.echo(f"stopped early: {report.stopped_early}")
+    if report.feedback_error:
+        typer.secho(f"{report.feedback_failed} labels refused; last: {report.feedback_error}", fg="yellow")

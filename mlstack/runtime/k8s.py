@@ -113,6 +113,12 @@ SECRETS: Final[tuple[SecretSpec, ...]] = (
         "the predictor's admin token",
     ),
     SecretSpec(
+        "mlstack-feedback-token",
+        {"token": "bearer token of the predictor's POST /feedback (MLSTACK_FEEDBACK_TOKEN)"},
+        OVERLAYS,
+        "the predictor's feedback token: labels are training data",
+    ),
+    SecretSpec(
         "mlstack-webhook-token",
         {"token": "bearer token Alertmanager sends to the Jenkins retrain webhook (MLSTACK_WEBHOOK_TOKEN)"},
         OVERLAYS,

@@ -16,9 +16,11 @@ import requests
 import yaml
 
 from mlstack.config import Config
-from mlstack.contract import CONFIG_ENV, ENV_PREFIX
+from mlstack.contract import ADMIN_TOKEN_ENV, CONFIG_ENV, ENV_PREFIX, FEEDBACK_TOKEN_ENV
 from mlstack.runtime.local import api_command
 from tests.support.net import free_port
+
+TEST_FEEDBACK_TOKEN = "test-feedback-token"
 
 
 @dataclass
@@ -29,6 +31,12 @@ class ApiProcess:
     process: subprocess.Popen[bytes]
     log: Path
     config: Config
+    feedback_token: str | None = None
+
+    @property
+    def labeller(self) -> dict[str, str]:
+        """The headers a labelling client sends with POST /feedback."""
+        return {"Authorization": f"Bearer {self.feedback_token}"} if self.feedback_token else {}
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -50,17 +58,23 @@ class ApiProcess:
 
 
 def api_environment(
-    config_file: Path, admin_token: str | None, extra: dict[str, str] | None
+    config_file: Path,
+    admin_token: str | None,
+    extra: dict[str, str] | None,
+    feedback_token: str | None = None,
 ) -> dict[str, str]:
     """The parent environment minus anything that would override the test's config file."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(ENV_PREFIX) and key not in {"MLFLOW_TRACKING_URI", "MLSTACK_ADMIN_TOKEN"}
+        if not key.startswith(ENV_PREFIX)
+        and key not in {"MLFLOW_TRACKING_URI", ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV}
     }
     env[CONFIG_ENV] = str(config_file)
     if admin_token is not None:
-        env["MLSTACK_ADMIN_TOKEN"] = admin_token
+        env[ADMIN_TOKEN_ENV] = admin_token
+    if feedback_token is not None:
+        env[FEEDBACK_TOKEN_ENV] = feedback_token
     env.update(extra or {})
     return env
 
@@ -71,6 +85,7 @@ def run_api(
     workdir: Path,
     *,
     admin_token: str | None = None,
+    feedback_token: str | None = TEST_FEEDBACK_TOKEN,
     wait_ready: bool = True,
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
@@ -81,6 +96,8 @@ def run_api(
         config: the effective config (tracking URI, model name, store URL, intervals).
         workdir: where the config file and `api.log` go.
         admin_token: value of MLSTACK_ADMIN_TOKEN, or None to leave admin endpoints disabled.
+        feedback_token: value of MLSTACK_FEEDBACK_TOKEN (`ApiProcess.labeller` sends it), or None to
+            leave POST /feedback disabled.
         wait_ready: wait for /readyz (a model loaded) rather than only /healthz.
     """
     workdir.mkdir(parents=True, exist_ok=True)
@@ -94,9 +111,9 @@ def run_api(
             argv,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            env=api_environment(config_file, admin_token, extra_env),
+            env=api_environment(config_file, admin_token, extra_env, feedback_token),
         )
-    api = ApiProcess(f"http://127.0.0.1:{port}", process, log, config)
+    api = ApiProcess(f"http://127.0.0.1:{port}", process, log, config, feedback_token)
     try:
         _wait_up(api, "/readyz" if wait_ready else "/healthz", timeout)
         yield api
