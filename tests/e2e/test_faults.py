@@ -21,7 +21,7 @@ from mlstack import registry
 from mlstack.config import Config
 from mlstack.pipeline import PipelineError
 from mlstack.store import PredictionStore
-from tests.support.exporter import metric_samples, sample_value
+from tests.support.metrics import sample_value, scrape
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import wait_until
 from tests.support.pipeline import TrainedRegistry, isolated_config, run_training
@@ -37,8 +37,7 @@ COMMIT_SLACK_S = 0.1  # a batch commit plus scheduling jitter on a loaded 2-core
 
 
 def api_metric(api: ApiProcess, name: str) -> float:
-    samples = metric_samples(requests.get(f"{api.url}/metrics", timeout=5).text)
-    value = sample_value(samples, name)
+    value = sample_value(scrape(api.url), name)
     assert value is not None, f"{name} missing from /metrics"
     return value
 

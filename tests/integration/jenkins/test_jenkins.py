@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.support import jenkinsfile as jf
-from tests.support.binaries import in_ci, require_binary
+from tests.support.binaries import require_binary, unavailable
 
 REPO = jf.REPO_ROOT
 JENKINS_DIR = REPO / "jenkins"
@@ -35,13 +35,11 @@ ENV_REFERENCE = re.compile(r"\$\{[A-Z][A-Z0-9_]*\}")
 
 def _groovy_lint() -> str:
     """The installed npm-groovy-lint: skip locally when `npm ci` has not run, fail in CI."""
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
     require_binary("node")
     require_binary("java")
     if not GROOVY_LINT.exists():
-        message = f"{GROOVY_LINT} missing: run `npm ci` in {REPO}"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable(f"{GROOVY_LINT} missing: run `npm ci` in {REPO}")
     return str(GROOVY_LINT)
 
 
