@@ -25,7 +25,7 @@ pipeline: $(STAMP)  ## the whole pipeline, locally (MLflow on SQLite, local proc
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check mlstack api exporter tests benchmarks
-	$(BIN)/mypy mlstack api/mlstack_api exporter/mlstack_exporter tests benchmarks grafana/generate.py base-image
+	$(BIN)/mypy mlstack api/mlstack_api exporter/mlstack_exporter tests benchmarks base-image
 
 test: lint  ## the whole suite: lint, types, unit, integration, docker e2e
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,12 +23,13 @@ VERSIONED_PACKAGES = ("mlflow", "scikit-learn", "onnxruntime", "fastapi", "uvico
 
 @dataclass(frozen=True)
 class Target:
-    """One pass/fail line: what was promised, what was measured."""
+    """One pass/fail line: what was promised, what was measured (or why it was skipped)."""
 
     name: str
     goal: str
     measured: str
     passed: bool
+    skipped: bool = False  # not measurable in this run (e.g. a feature not on main yet); `measured` says why
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,6 +94,18 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+@contextmanager
+def library_output_hidden() -> Iterator[None]:
+    """Hide what libraries print (MLflow's "Created version ..."); shown after all if the block fails."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            yield
+    except BaseException:
+        sys.stderr.write(out.getvalue() + err.getvalue())
+        raise
+
+
 @dataclass
 class Child:
     """A child process in its own session (so stopping it stops its workers too)."""
@@ -104,6 +119,14 @@ class Child:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (every worker), as the OOM killer would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.process.wait(timeout=30)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the process group (graceful), SIGKILL after `timeout`."""
@@ -129,8 +152,9 @@ def child_process(
     env: Mapping[str, str],
     ready: Callable[[], bool],
     timeout: float,
+    cwd: Path = REPO_ROOT,
 ) -> Iterator[Child]:
-    """Start `argv`, wait until `ready()` is true (bounded), yield it, always stop it."""
+    """Start `argv` in `cwd`, wait until `ready()` is true (bounded), yield it, always stop it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as sink:
         process = subprocess.Popen(
@@ -139,7 +163,7 @@ def child_process(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=dict(env),
-            cwd=REPO_ROOT,
+            cwd=cwd,
             start_new_session=True,
         )
     child = Child(name, process, log)
@@ -170,3 +194,10 @@ def clean_environ(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def verdict(target: dict[str, Any]) -> str:
+    """PASS, FAIL or SKIP for a target's dict (as in the results JSON)."""
+    if target.get("skipped"):
+        return "SKIP"
+    return "PASS" if target["passed"] else "FAIL"

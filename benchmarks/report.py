@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import verdict
 from benchmarks.run import RESULTS_DIR, TABLES, Table
 
 
@@ -61,7 +62,7 @@ def render(report: dict[str, Any]) -> str:
                 ["result", "benchmark", "target", "goal", "measured"],
                 [
                     [
-                        "PASS" if t["passed"] else "**FAIL**",
+                        {"FAIL": "**FAIL**"}.get(verdict(t), verdict(t)),
                         t["benchmark"],
                         t["name"],
                         t["goal"],

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import shutil
 import tempfile
 import time
@@ -17,12 +19,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import drift_bench, pipeline_bench, prediction_log_bench, predictor_vs_mlflow
-from benchmarks.common import load_average, machine_info
+from benchmarks import crash_bench, drift_bench, pipeline_bench, prediction_log_bench, predictor_bench
+from benchmarks.common import load_average, machine_info, verdict
 from benchmarks.serving import BenchRegistry, trained_registry
 
 RESULTS_DIR = Path(__file__).with_name("results")
-BENCHMARKS = ("predictor", "prediction-log", "exporter", "drift", "pipeline")
+BENCHMARKS = ("predictor", "prediction-log", "crash", "exporter", "drift", "pipeline")
 EXPORTER_SIZES = (100, 1_000, 10_000)
 QUICK_EXPORTER_SIZES = (100, 1_000)
 SCRAPE_P99_TARGET_MS = 50.0
@@ -107,8 +109,9 @@ def format_table(title: str, table: Table) -> str:
 
 
 TABLES: dict[str, Callable[[dict[str, Any]], Table]] = {
-    "predictor": predictor_vs_mlflow.table,
+    "predictor": predictor_bench.table,
     "prediction-log": prediction_log_bench.table,
+    "crash": crash_bench.table,
     "exporter": exporter_table,
     "drift": drift_bench.table,
     "pipeline": pipeline_bench.table,
@@ -149,14 +152,17 @@ def run_all(
 
         def chosen_workers() -> int:
             found = results.get("predictor", {}).get("chosen_workers", {})
-            return int(found.get("mlstack api", 1))
+            return int(found.get(predictor_bench.OURS, 1))
 
         jobs: dict[str, Callable[[], dict[str, Any]]] = {
-            "predictor": lambda: predictor_vs_mlflow.run(
+            "predictor": lambda: predictor_bench.run(
                 shared_registry(), workdir / "predictor", quick, seconds, profile_dir
             ),
             "prediction-log": lambda: prediction_log_bench.run(
                 shared_registry(), workdir / "prediction-log", quick, chosen_workers(), seconds, profile_dir
+            ),
+            "crash": lambda: crash_bench.run(
+                shared_registry(), workdir / "crash", quick, chosen_workers(), seconds
             ),
             "exporter": lambda: exporter(quick),
             "drift": lambda: drift_bench.run(quick),
@@ -179,6 +185,18 @@ def run_all(
                 except (KeyError, TypeError, ValueError) as exc:  # the JSON still has everything
                     print(f"(no table for {name}: {type(exc).__name__}: {exc})", flush=True)
     return results
+
+
+def quiet_libraries() -> None:
+    """The run prints its own progress and tables: no MLflow progress bars, run URLs or INFO lines."""
+    from mlflow.environment_variables import (
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR,
+        MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT,
+    )
+
+    os.environ.setdefault(MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name, "false")
+    os.environ.setdefault(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name, "true")
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = (not args.quick) if args.profile is None else args.profile
     profile_dir = out.with_name(f"{out.stem}-profiles") if profile else None
 
+    quiet_libraries()
     started_at = datetime.now(UTC)
     started = time.perf_counter()
     machine = machine_info()
@@ -247,8 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nload average: start {machine['load_average']}, end {report['load_average_end']} "
           f"({machine['cores']} cores)")  # fmt: skip
     for target in targets:
-        verdict = "PASS" if target["passed"] else "FAIL"
-        print(f"{verdict}  {target['name']}: {target['measured']} (target {target['goal']})")
+        print(f"{verdict(target)}  {target['name']}: {target['measured']} (target {target['goal']})")
     broken = [name for name, result in results.items() if "error" in result]
     for name in broken:
         print(f"BROKEN  {name}: {results[name]['error']}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 POST_SCRIPT = Path(__file__).with_name("lua") / "post.lua"
+RECORD_SCRIPT = Path(__file__).with_name("lua") / "record_ids.lua"
 MARKER = "WRK_JSON "
 
 
@@ -33,10 +34,16 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     errors: int
-    refused: int = 0  # non-2xx answers (e.g. 503 backpressure); excluded from requests/rows per second
+    non_2xx: int = 0  # answers >= 400 (e.g. 503 backpressure); excluded from requests/rows per second
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_loopback(url: str) -> None:
+    """Benchmark traffic goes to this machine's loopback only."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise WrkError(f"benchmarks load 127.0.0.1 only, not {url}")
 
 
 def wrk_binary() -> str:
@@ -53,17 +60,16 @@ def post_load(
     connections: int,
     seconds: float,
     threads: int = 1,
-    allow_refusals: bool = False,
+    allow_non_2xx: bool = False,
 ) -> LoadResult:
     """POST `body` to `url` for `seconds` with `connections` keep-alive connections.
 
     One wrk thread by default: on a small machine a second load thread only takes CPU from the
     server under test. Socket errors fail the point; non-2xx answers fail it too unless
-    `allow_refusals`, in which case they are counted as `refused` and only 2xx answers count as
+    `allow_non_2xx`, in which case they are counted as `non_2xx` and only 2xx answers count as
     throughput (latency percentiles still include them: wrk does not split them).
     """
-    if not url.startswith("http://127.0.0.1:"):
-        raise WrkError(f"benchmarks load 127.0.0.1 only, not {url}")
+    check_loopback(url)
     duration = max(1, round(seconds))
     with tempfile.NamedTemporaryFile("wb", suffix=".json", prefix="wrk-body-") as handle:
         handle.write(body)
@@ -89,11 +95,11 @@ def post_load(
     if out.returncode != 0 or line is None:
         raise WrkError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
     data = json.loads(line[len(MARKER) :])
-    refused = int(data["errors"]["status"]) if allow_refusals else 0
-    errors = sum(data["errors"].values()) - refused
+    non_2xx = int(data["errors"]["status"]) if allow_non_2xx else 0
+    errors = sum(data["errors"].values()) - non_2xx
     if errors:
         raise WrkError(f"{url}: {errors} errors under load ({data['errors']}); wrk said:\n{out.stdout}")
-    answered = int(data["requests"]) - refused
+    answered = int(data["requests"]) - non_2xx
     if answered <= 0:
         raise WrkError(f"{url}: no request answered with 2xx in {duration}s ({data['errors']})")
     elapsed = data["duration_us"] / 1e6
@@ -110,5 +116,48 @@ def post_load(
         p99_ms=round(latency["p99"] / 1000, 2),
         max_ms=round(latency["max"] / 1000, 2),
         errors=errors,
-        refused=refused,
+        non_2xx=non_2xx,
     )
+
+
+@dataclass(frozen=True)
+class Acks:
+    """What a recording load saw: every prediction id acknowledged by a 2xx answer, non-2xx statuses."""
+
+    ids: set[str]
+    answers_2xx: int
+    non_2xx: dict[int, int]
+
+
+def start_recording_load(
+    url: str, body: bytes, connections: int, seconds: float, out: Path
+) -> subprocess.Popen[str]:
+    """Start wrk POSTing `body` in the background; each 2xx answer's prediction ids go to `out`.
+
+    The caller stops it (SIGINT) or waits for it (`seconds` bounds it either way); `read_acks(out)`.
+    Socket errors are expected (the server may be killed under it) and not an error here.
+    """
+    check_loopback(url)
+    body_file = out.with_suffix(".body.json")
+    body_file.write_bytes(body)
+    argv = [
+        wrk_binary(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+        "-s", str(RECORD_SCRIPT), url, "--", str(body_file), str(out),
+    ]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def read_acks(out: Path) -> Acks:
+    """Parse the file `record_ids.lua` wrote: `+ id id ...` per 2xx answer, `! status` per non-2xx."""
+    ids: set[str] = set()
+    answers = 0
+    non_2xx: dict[int, int] = {}
+    for line in out.read_text().splitlines() if out.exists() else []:
+        kind, _, rest = line.partition(" ")
+        if kind == "+":
+            answers += 1
+            ids.update(rest.split())
+        elif kind == "!" and rest.strip().isdigit():
+            status = int(rest)
+            non_2xx[status] = non_2xx.get(status, 0) + 1
+    return Acks(ids, answers, non_2xx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -10,16 +11,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ENV_PREFIX = "MLSTACK__"
-CONFIG_ENV = "MLSTACK_CONFIG"
+from mlstack import contract
+from mlstack.contract import CONFIG_ENV, ENV_NESTING, ENV_PREFIX, TRACKING_URI_ENV, TriggerReason
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "mlstack.yaml"
 
 PrimaryMetric = Literal["accuracy", "precision_weighted", "recall_weighted", "f1_weighted"]
-TriggerReason = Literal["manual", "push", "schedule", "drift", "accuracy"]
-
-
-_DATA_TRIGGERS: tuple[TriggerReason, ...] = ("drift", "accuracy")
 
 
 class _Section(BaseModel):
@@ -34,7 +32,7 @@ class ProjectConfig(_Section):
 
 
 class MlflowConfig(_Section):
-    tracking_uri: str = "http://127.0.0.1:5000"
+    tracking_uri: str = f"http://{contract.LOOPBACK}:{contract.CONTAINER_PORTS[contract.MLFLOW]}"
 
 
 class DataConfig(_Section):
@@ -85,13 +83,14 @@ class GateConfig(_Section):
 
 class ServicesConfig(_Section):
     state_dir: str = ".mlops"
-    mlflow_port: int = 5000
-    api_port: int = 7654
-    exporter_port: int = 8000
-    prometheus_port: int = 9090
-    alertmanager_port: int = 9093
-    grafana_port: int = 3000
-    trigger_port: int = 9095
+    # Host ports on 127.0.0.1: by default the containers' own port numbers.
+    mlflow_port: int = contract.CONTAINER_PORTS[contract.MLFLOW]
+    api_port: int = contract.CONTAINER_PORTS[contract.API]
+    exporter_port: int = contract.CONTAINER_PORTS[contract.EXPORTER]
+    prometheus_port: int = contract.CONTAINER_PORTS[contract.PROMETHEUS]
+    alertmanager_port: int = contract.CONTAINER_PORTS[contract.ALERTMANAGER]
+    grafana_port: int = contract.CONTAINER_PORTS[contract.GRAFANA]
+    trigger_port: int = contract.TRIGGER_PORT
     healthcheck_timeout_s: float = 120.0
 
 
@@ -106,8 +105,10 @@ class PredictionStoreConfig(_Section):
     enabled: bool = True
     url: str | None = None
     queue_size: int = Field(50_000, ge=1)
-    batch_size: int = Field(500, ge=1)
-    flush_interval_s: float = Field(0.2, gt=0)
+    batch_size: int = Field(2000, ge=1)
+    commit_delay_s: float = Field(0.0, ge=0, le=1)
+    commit_timeout_s: float = Field(5.0, gt=0)
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
 
 
 class ExporterConfig(_Section):
@@ -133,7 +134,9 @@ class MonitoringConfig(_Section):
 
 class CtConfig(_Section):
     cooldown_s: float = Field(900, ge=0)
-    triggers_requiring_new_data: list[TriggerReason] = Field(default_factory=lambda: list(_DATA_TRIGGERS))
+    triggers_requiring_new_data: list[TriggerReason] = Field(
+        default_factory=lambda: list(contract.ALERT_TRIGGERS)
+    )
 
 
 class Config(_Section):
@@ -169,7 +172,7 @@ class Config(_Section):
     @property
     def prediction_store_url(self) -> str:
         """The prediction store URL, defaulting to SQLite inside the state dir."""
-        return self.prediction_store.url or f"sqlite:///{self.state_dir / 'predictions.db'}"
+        return self.prediction_store.url or f"sqlite:///{self.state_dir / contract.STATE_PREDICTIONS_DB}"
 
     def to_flat_dict(self) -> dict[str, str]:
         """Dotted-key view, for logging as MLflow params."""
@@ -184,6 +187,23 @@ class Config(_Section):
 
         walk("", self.model_dump(mode="json"))
         return flat
+
+
+# Keys of the `data` section that decide when or what to monitor, not what the model learns: they
+# stay out of the training config hash, so changing them does not count as new inputs at the gate.
+NON_TRAINING_DATA_KEYS = frozenset({"min_new_labelled_rows", "reference", "reference_sample_rows"})
+
+
+def training_config_hash(config: Config) -> str:
+    """A hash of the effective config that shapes a model: the `data` and `training` sections.
+
+    The gate compares it (with the data hash) against the champion's `config_hash` tag: equal
+    hashes and an equal score mean the run reproduced the champion, so the champion stays.
+    Unknown or new keys count, so a key added later errs on the side of "new inputs".
+    """
+    data = {k: v for k, v in config.data.model_dump(mode="json").items() if k not in NON_TRAINING_DATA_KEYS}
+    payload = {"data": data, "training": config.training.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -208,11 +228,11 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Collect `MLSTACK__SECTION__KEY=value` overrides, plus `MLFLOW_TRACKING_URI`."""
     environ = dict(os.environ if environ is None else environ)
     overrides: dict[str, Any] = {}
-    if environ.get("MLFLOW_TRACKING_URI"):
-        overrides["mlflow.tracking_uri"] = environ["MLFLOW_TRACKING_URI"]
+    if environ.get(TRACKING_URI_ENV):
+        overrides["mlflow.tracking_uri"] = environ[TRACKING_URI_ENV]
     for key, raw in environ.items():
         if key.startswith(ENV_PREFIX):
-            dotted = key[len(ENV_PREFIX) :].lower().replace("__", ".")
+            dotted = key[len(ENV_PREFIX) :].lower().replace(ENV_NESTING, ".")
             overrides[dotted] = _parse_scalar(raw)
     return overrides
 

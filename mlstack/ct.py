@@ -33,27 +33,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlstack.config import REPO_ROOT, Config
+from mlstack.contract import (
+    ALERT_TRIGGERS,
+    EXIT_LOCKED,
+    STATE_CT_DIR,
+    STATE_LOGS_DIR,
+    STATE_PIPELINE_FILE,
+    TAG_TRIGGER,
+    TRIGGERS,
+    trigger_priority,
+)
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 log = logging.getLogger(__name__)
 
-ALERT_TRIGGERS: tuple[str, ...] = ("drift", "accuracy")
 Decision = Literal["ran", "coalesced", "cooled-down", "rejected", "skipped"]
 DECISIONS: tuple[Decision, ...] = ("ran", "coalesced", "cooled-down", "rejected", "skipped")
 AUDIT_FILENAME = "audit.jsonl"
 CONFIG_FILENAME = "config.yaml"
 COOLDOWN_PREFIX = "cooldown"
-# Exit code of `mlstack run` when another pipeline run holds the lock (mlstack.cli).
-PIPELINE_LOCKED_EXIT = 3
 # Upper bound of one triggered pipeline run; the process group is killed after it.
 PIPELINE_TIMEOUT_S = 2 * 3600.0
 
 
 def ct_dir(config: Config) -> Path:
     """`<state_dir>/ct`: the audit log and the config the trigger hands to its pipelines."""
-    return config.state_dir / "ct"
+    return config.state_dir / STATE_CT_DIR
 
 
 def effective_config_file(config: Config) -> Path:
@@ -199,7 +206,7 @@ def last_retrain_at(config: Config, client: MlflowClient | None = None) -> float
     for trigger in ALERT_TRIGGERS:
         runs = client.search_runs(
             [experiment.experiment_id],
-            filter_string=f"tags.trigger = '{trigger}' and attributes.status = 'FINISHED'",
+            filter_string=f"tags.{TAG_TRIGGER} = '{trigger}' and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -255,8 +262,8 @@ class PipelineRunner:
         self.runtime = runtime
         self.config_file = config_file or effective_config_file(config)
         self.timeout_s = timeout_s
-        self.log_path = config.state_dir / "logs" / "ct-pipeline.log"
-        self.state_path = config.state_dir / "pipeline" / "current.json"
+        self.log_path = config.state_dir / STATE_LOGS_DIR / "ct-pipeline.log"
+        self.state_path = config.state_dir / STATE_PIPELINE_FILE
 
     def command(self, trigger: str) -> list[str]:
         return [
@@ -300,7 +307,7 @@ class PipelineRunner:
         The state file is only trusted when that run wrote it (its `started_at` is not older).
         """
         logged = str(self.log_path)
-        if code == PIPELINE_LOCKED_EXIT:
+        if code == EXIT_LOCKED:
             return RunOutcome(
                 "locked", code, duration_s, reason="another pipeline run holds the lock", log=logged
             )
@@ -340,10 +347,6 @@ class Submission:
     reason: str
     status: int
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-# When alerts of both kinds wait, the follow-up is an accuracy retrain: labels beat distributions.
-_PRIORITY = {"accuracy": 2, "drift": 1}
 
 
 class TriggerController:
@@ -411,7 +414,7 @@ class TriggerController:
     # -- requests ----------------------------------------------------------------------------------
     def submit(self, trigger: str, source: str = "alertmanager", **detail: Any) -> Submission:
         """Ask for a retrain; never blocks on the pipeline."""
-        if trigger not in ALERT_TRIGGERS and trigger not in ("manual", "push", "schedule"):
+        if trigger not in TRIGGERS:
             raise ValueError(f"unknown trigger {trigger!r}")
         while True:
             coalesced = self._coalesce(trigger, source, detail)
@@ -442,7 +445,8 @@ class TriggerController:
                 self._pending_sources = [source]
                 reason = f"a {self._running} retrain is running: queued as its one follow-up"
             else:
-                if _PRIORITY.get(trigger, 0) > _PRIORITY.get(self._pending, 0):
+                # The follow-up runs as the most urgent trigger waiting (contract.TRIGGER_PRIORITY).
+                if trigger_priority(trigger) > trigger_priority(self._pending):
                     self._pending = trigger
                 self._pending_sources.append(source)
                 reason = f"a {self._running} retrain is running and a follow-up is queued: merged into it"

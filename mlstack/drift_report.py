@@ -10,11 +10,11 @@ import pandas as pd
 
 from mlstack import registry
 from mlstack.config import Config
+from mlstack.contract import METADATA_FEATURE_SCHEMA, REFERENCE_ARTIFACT
 from mlstack.drift import compute_drift, write_html_report, write_placeholder_report
 from mlstack.feedback import store_exists
 from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionStore
-from mlstack.train import REFERENCE_ARTIFACT
 
 
 def champion_reference(config: Config) -> tuple[str, pd.DataFrame, list[str]] | None:
@@ -27,7 +27,7 @@ def champion_reference(config: Config) -> tuple[str, pd.DataFrame, list[str]] | 
     info = mlflow.models.get_model_info(
         f"models:/{config.project.registered_model}@{config.project.champion_alias}"
     )
-    schema = FeatureSchema.from_dict((info.metadata or {})["feature_schema"])
+    schema = FeatureSchema.from_dict((info.metadata or {})[METADATA_FEATURE_SCHEMA])
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(
             run_id=champ.run_id,

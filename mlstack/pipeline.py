@@ -9,7 +9,7 @@ import os
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,23 +19,25 @@ import mlflow
 import pandas as pd
 import requests
 
-from mlstack import registry
-from mlstack.config import REPO_ROOT, Config
+from mlstack import contract, registry
+from mlstack.config import REPO_ROOT, Config, training_config_hash
+from mlstack.contract import (
+    DEFAULT_TRIGGER,
+    FAIL_STAGE_ENV,
+    POST_PROMOTE_STAGES,
+    STAGES,
+    Stage,
+    stage_method,
+)
 from mlstack.ct import retrain_policy
 from mlstack.data import Dataset, load_base_dataset, split
 from mlstack.gate import GateDecision, decide
 from mlstack.runtime.base import Runtime
 from mlstack.schema import FeatureSchema
-from mlstack.stages import STAGES
 from mlstack.train import CandidateResult, evaluate, train_all
 from mlstack.validation import ensure_valid
 
 log = logging.getLogger(__name__)
-
-TRAINING_STAGES = {"validate-data", "train", "register", "gate", "approve", "promote"}
-# Stages after which a failure rolls the champion back, if this pipeline moved it.
-POST_PROMOTE_STAGES = {"deploy", "healthcheck", "smoke"}
-FAIL_STAGE_ENV = "MLSTACK_FAIL_STAGE"  # fault injection for tests: the named stage raises
 
 
 class PipelineError(RuntimeError):
@@ -56,7 +58,7 @@ class Options:
 
     runtime: str = "local"
     force: bool = False
-    trigger: str = "manual"
+    trigger: str = DEFAULT_TRIGGER
     build_id: str | None = None
     skip_training: bool = False
     rollback_to: str | None = None
@@ -86,8 +88,8 @@ class PipelineState:
 
 def git_sha() -> str:
     """The commit being built (Jenkins' GIT_COMMIT, else git itself, else 'unknown')."""
-    if os.environ.get("GIT_COMMIT"):
-        return os.environ["GIT_COMMIT"]
+    if os.environ.get(contract.GIT_COMMIT_ENV):
+        return os.environ[contract.GIT_COMMIT_ENV]
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True
@@ -101,7 +103,7 @@ def git_sha() -> str:
 def pipeline_lock(state_dir: Path) -> Iterator[None]:
     """Hold the pipeline lock, or raise PipelineLocked naming the holder."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / "pipeline.lock"
+    path = state_dir / contract.STATE_PIPELINE_LOCK
     handle = path.open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -131,24 +133,13 @@ class Pipeline:
         self.options = options
         self.runtime = runtime
         self.client = registry.make_client(config)
-        self.reports_dir = config.state_dir / "reports"
-        self.state_path = config.state_dir / "pipeline" / "current.json"
+        self.reports_dir = config.state_dir / contract.STATE_REPORTS_DIR
+        self.state_path = config.state_dir / contract.STATE_PIPELINE_FILE
         self.state = self._load_or_new_state(fresh=False)
-        self.stages: dict[str, Callable[[], str]] = {
-            "build": self.build,
-            "platform": self.platform,
-            "validate-data": self.validate_data,
-            "train": self.train,
-            "register": self.register,
-            "gate": self.gate,
-            "approve": self.approve,
-            "promote": self.promote,
-            "deploy": self.deploy,
-            "healthcheck": self.healthcheck,
-            "smoke": self.smoke,
-            "drift-report": self.drift_report,
+        # Each stage is the method of the same name (`validate-data` -> `validate_data`).
+        self.stages: dict[Stage, Callable[[], str]] = {
+            name: getattr(self, stage_method(name)) for name in STAGES
         }
-        assert list(self.stages) == STAGES
 
     # -- state ---------------------------------------------------------------------------------
     def _load_or_new_state(self, fresh: bool) -> PipelineState:
@@ -174,11 +165,12 @@ class Pipeline:
 
     def lineage_tags(self) -> dict[str, str]:
         return {
-            "git_sha": git_sha(),
-            "data_hash": self.state.data_hash or "unknown",
-            "pipeline_id": self.state.pipeline_id,
-            "build_id": self.options.build_id or os.environ.get("BUILD_TAG", "local"),
-            "trigger": self.state.trigger,
+            contract.TAG_GIT_SHA: git_sha(),
+            contract.TAG_DATA_HASH: self.state.data_hash or "unknown",
+            contract.TAG_CONFIG_HASH: training_config_hash(self.config),
+            contract.TAG_PIPELINE_ID: self.state.pipeline_id,
+            contract.TAG_BUILD_ID: self.options.build_id or os.environ.get(contract.BUILD_TAG_ENV, "local"),
+            contract.TAG_TRIGGER: self.state.trigger,
         }
 
     def _training_off(self) -> str | None:
@@ -190,7 +182,7 @@ class Pipeline:
         return self.state.skipped
 
     # -- running ---------------------------------------------------------------------------------
-    def run_stages(self, names: list[str]) -> None:
+    def run_stages(self, names: Sequence[str]) -> None:
         """Run the named stages in pipeline order; on failure after a promotion, roll back."""
         unknown = [n for n in names if n not in self.stages]
         if unknown:
@@ -232,13 +224,13 @@ class Pipeline:
         """Log this pipeline execution as a run in `<experiment>-pipeline` (best effort)."""
         try:
             mlflow.set_tracking_uri(self.config.mlflow.tracking_uri)
-            experiment = f"{self.config.project.experiment}-pipeline"
+            experiment = contract.pipeline_experiment(self.config.project.experiment)
             if mlflow.get_experiment_by_name(experiment) is None:
                 mlflow.create_experiment(experiment)
             duration = time.time() - self.state.started_at
-            tags = {**self.lineage_tags(), "status": status}
+            tags = {**self.lineage_tags(), contract.TAG_STATUS: status}
             if error:
-                tags["error"] = error[:4000]
+                tags[contract.TAG_ERROR] = error[:4000]
             with mlflow.start_run(
                 experiment_id=mlflow.get_experiment_by_name(experiment).experiment_id,  # type: ignore[union-attr]
                 run_name=f"pipeline-{self.state.pipeline_id}",
@@ -247,7 +239,7 @@ class Pipeline:
                 mlflow.log_metric("duration_s", duration)
                 for stage, seconds in self.state.timings.items():
                     mlflow.log_metric(f"stage_{stage.replace('-', '_')}_s", seconds)
-                mlflow.log_dict(asdict(self.state), "pipeline_state.json")
+                mlflow.log_dict(asdict(self.state), contract.PIPELINE_STATE_ARTIFACT)
         except Exception as exc:
             log.warning("could not record the pipeline run in MLflow: %s", exc)
 
@@ -277,7 +269,8 @@ class Pipeline:
             return None
         uri = f"models:/{self.model_name}@{self.config.project.champion_alias}"
         metadata = mlflow.models.get_model_info(uri).metadata or {}
-        return FeatureSchema.from_dict(metadata["feature_schema"]) if "feature_schema" in metadata else None
+        key = contract.METADATA_FEATURE_SCHEMA
+        return FeatureSchema.from_dict(metadata[key]) if key in metadata else None
 
     def load_dataset(self) -> Dataset:
         """Base data plus labelled feedback (when configured), deduplicated."""
@@ -311,7 +304,8 @@ class Pipeline:
         self._require_mlflow()
         dataset = self.load_dataset()
         self.state.data_hash = dataset.content_hash()
-        tags = {**self.lineage_tags(), **{f"data.{k}": str(v) for k, v in dataset.composition.items()}}
+        composition = {f"{contract.DATA_TAG_PREFIX}{k}": str(v) for k, v in dataset.composition.items()}
+        tags = {**self.lineage_tags(), **composition}
         results = train_all(self.config, dataset, split(dataset, self.config), tags)
         self.state.candidates = [asdict(r) for r in results]
         metric = self.config.training.primary_metric
@@ -331,15 +325,18 @@ class Pipeline:
             self.model_name,
             tags={
                 **self.lineage_tags(),
-                "candidate": best.name,
-                "primary_metric": self.config.training.primary_metric,
-                "onnx_parity": best.onnx_parity,
-                "onnx_artifact": "onnx/model.onnx" if best.onnx_parity != "skipped" else "",
+                contract.TAG_CANDIDATE: best.name,
+                contract.TAG_PRIMARY_METRIC: self.config.training.primary_metric,
+                contract.TAG_ONNX_PARITY: best.onnx_parity,
+                contract.TAG_ONNX_ARTIFACT: (
+                    contract.ONNX_ARTIFACT if best.onnx_parity != contract.ONNX_SKIPPED else ""
+                ),
                 **{k: f"{v:.6f}" for k, v in best.metrics.items() if "class" not in k},
             },
         )
         self.client.update_registered_model(
-            self.model_name, description="Registered by the mlstack pipeline; see alias_history.* tags."
+            self.model_name,
+            description=f"Registered by the mlstack pipeline; see {contract.ALIAS_HISTORY_TAG_PREFIX}* tags.",
         )
         self.state.registered_version = str(version.version)
         registry.move_alias(
@@ -381,31 +378,55 @@ class Pipeline:
             champion_score,
             self.config.gate,
             force=self.options.force,
+            same_inputs=champ is not None and self._same_inputs_as(dict(champ.tags or {})),
         )
         self._record_gate(decision)
         verdict = "PROMOTE" if decision.promote else "KEEP CHAMPION"
         return f"{verdict}: {decision.reason}"
 
+    def _same_inputs_as(self, champion_tags: dict[str, str]) -> bool:
+        """Whether this run trained on the champion's inputs.
+
+        The champion's data and config hashes are its model-version tags (`data_hash`,
+        `config_hash`, set at registration from this run's lineage). A champion registered before
+        the config hash existed has no such tag and never counts as the same inputs.
+        """
+        ours = self.lineage_tags()
+        keys = (contract.TAG_DATA_HASH, contract.TAG_CONFIG_HASH)
+        return all(champion_tags.get(k) not in (None, "", "unknown") for k in keys) and all(
+            champion_tags[k] == ours[k] for k in keys
+        )
+
     def _record_gate(self, decision: GateDecision) -> None:
         self.state.gate = decision.to_dict()
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         report = {**decision.to_dict(), "pipeline_id": self.state.pipeline_id, "trigger": self.state.trigger}
-        (self.reports_dir / "gate.json").write_text(json.dumps(report, indent=2))
+        (self.config.state_dir / contract.STATE_GATE_REPORT).write_text(json.dumps(report, indent=2))
         run_id = self._best().run_id
-        self.client.set_tag(run_id, "gate.decision", "promote" if decision.promote else "reject")
-        self.client.set_tag(run_id, "gate.reason", decision.reason)
-        if decision.forced:
-            self.client.set_tag(run_id, "gate.forced_by", registry.actor())
-        self.client.log_metric(run_id, "gate.challenger_score", decision.challenger_score)
-        if decision.champion_score is not None:
-            self.client.log_metric(run_id, "gate.champion_score", decision.champion_score)
-        self.client.log_dict(run_id, report, "gate.json")
-        version = self.state.registered_version or ""
-        self.client.set_model_version_tag(
-            self.model_name, version, "gate", "passed" if decision.promote else "failed"
+        kept = not decision.promote and decision.tie and decision.same_inputs
+        self.client.set_tag(
+            run_id,
+            contract.RUN_TAG_GATE_DECISION,
+            "promote" if decision.promote else "keep" if kept else "reject",
         )
+        self.client.set_tag(run_id, contract.RUN_TAG_GATE_REASON, decision.reason)
         if decision.forced:
-            self.client.set_model_version_tag(self.model_name, version, "gate_forced", "true")
+            self.client.set_tag(run_id, contract.RUN_TAG_GATE_FORCED_BY, registry.actor())
+        self.client.log_metric(run_id, contract.RUN_METRIC_GATE_CHALLENGER, decision.challenger_score)
+        if decision.champion_score is not None:
+            self.client.log_metric(run_id, contract.RUN_METRIC_GATE_CHAMPION, decision.champion_score)
+        self.client.log_dict(run_id, report, contract.GATE_ARTIFACT)
+        version = self.state.registered_version or ""
+        verdict = (
+            contract.GATE_PASSED
+            if decision.promote
+            else contract.GATE_SAME_AS_CHAMPION
+            if kept
+            else contract.GATE_FAILED
+        )
+        self.client.set_model_version_tag(self.model_name, version, contract.TAG_GATE, verdict)
+        if decision.forced:
+            self.client.set_model_version_tag(self.model_name, version, contract.TAG_GATE_FORCED, "true")
 
     def approve(self) -> str:
         if reason := self._training_off():
@@ -417,11 +438,16 @@ class Pipeline:
         version = self.state.registered_version or ""
         if self.options.approve:
             self.client.set_model_version_tag(
-                self.model_name, version, "approval", f"approved:{registry.actor()}"
+                self.model_name,
+                version,
+                contract.TAG_APPROVAL,
+                contract.approval_value(contract.APPROVED, registry.actor()),
             )
             return f"v{version} approved by {registry.actor()}"
         self.state.awaiting_approval = True
-        self.client.set_model_version_tag(self.model_name, version, "approval", "pending")
+        self.client.set_model_version_tag(
+            self.model_name, version, contract.TAG_APPROVAL, contract.APPROVAL_PENDING
+        )
         return f"v{version} waits as {self.config.project.challenger_alias}: run `mlstack approve {version}`"
 
     def promote(self) -> str:
@@ -480,7 +506,7 @@ class Pipeline:
         """Write the drift report of the current prediction window next to the other reports."""
         from mlstack.drift_report import write_drift_report
 
-        return write_drift_report(self.config, self.reports_dir / "drift.html")
+        return write_drift_report(self.config, self.config.state_dir / contract.STATE_DRIFT_REPORT)
 
 
 def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:

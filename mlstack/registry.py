@@ -13,8 +13,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlstack.config import Config
-
-HISTORY_PREFIX = "alias_history."
+from mlstack.contract import ALIAS_HISTORY_TAG_PREFIX, APPROVED_BY_ENV, BUILD_TAG_ENV
 
 
 class RegistryError(RuntimeError):
@@ -41,10 +40,10 @@ def make_client(config: Config) -> MlflowClient:
 
 def actor() -> str:
     """Who is acting: the approver Jenkins' input step names, the Jenkins build, or the local user."""
-    if os.environ.get("APPROVED_BY"):
-        return f"jenkins-approver:{os.environ['APPROVED_BY']}"
-    if os.environ.get("BUILD_TAG"):
-        return f"jenkins:{os.environ['BUILD_TAG']}"
+    if os.environ.get(APPROVED_BY_ENV):
+        return f"jenkins-approver:{os.environ[APPROVED_BY_ENV]}"
+    if os.environ.get(BUILD_TAG_ENV):
+        return f"jenkins:{os.environ[BUILD_TAG_ENV]}"
     try:
         return f"user:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -84,11 +83,11 @@ def history(client: MlflowClient, name: str) -> list[AliasMove]:
         raise
     moves = []
     for key, raw in tags.items():
-        if key.startswith(HISTORY_PREFIX):
+        if key.startswith(ALIAS_HISTORY_TAG_PREFIX):
             data = json.loads(raw)
             moves.append(
                 AliasMove(
-                    seq=int(key[len(HISTORY_PREFIX) :]),
+                    seq=int(key[len(ALIAS_HISTORY_TAG_PREFIX) :]),
                     alias=data["alias"],
                     from_version=data.get("from"),
                     to_version=data.get("to"),
@@ -109,7 +108,7 @@ def record_move(
     payload = {k: v for k, v in asdict(move).items() if k != "seq"}
     payload["from"] = payload.pop("from_version")
     payload["to"] = payload.pop("to_version")
-    client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{seq:06d}", json.dumps(payload))
+    client.set_registered_model_tag(name, f"{ALIAS_HISTORY_TAG_PREFIX}{seq:06d}", json.dumps(payload))
     return move
 
 

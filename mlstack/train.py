@@ -36,7 +36,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from mlstack import contract
 from mlstack.config import CandidateConfig, Config
+from mlstack.contract import MODEL_ARTIFACT, ONNX_ARTIFACT, REFERENCE_ARTIFACT, OnnxParity
 from mlstack.data import Dataset, Split
 from mlstack.schema import FeatureSchema
 
@@ -52,9 +54,6 @@ ESTIMATORS: dict[str, type[ClassifierMixin]] = {
     "KNeighborsClassifier": KNeighborsClassifier,
     "LogisticRegression": LogisticRegression,
 }
-ONNX_ARTIFACT = "onnx/model.onnx"
-REFERENCE_ARTIFACT = "reference/reference.parquet"
-MODEL_ARTIFACT_NAME = "model"
 
 
 @dataclass
@@ -65,7 +64,7 @@ class CandidateResult:
     run_id: str
     model_uri: str
     metrics: dict[str, float]
-    onnx_parity: str  # passed | failed | skipped
+    onnx_parity: OnnxParity
     timings: dict[str, float] = field(default_factory=dict)
 
     def score(self, metric: str) -> float:
@@ -113,7 +112,9 @@ def evaluate(model: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
     return metrics
 
 
-def export_onnx(model: Pipeline, x_test: pd.DataFrame, tolerance: float) -> tuple[bytes | None, str, str]:
+def export_onnx(
+    model: Pipeline, x_test: pd.DataFrame, tolerance: float
+) -> tuple[bytes | None, OnnxParity, str]:
     """Convert to ONNX and check parity on the test set.
 
     Returns:
@@ -123,7 +124,7 @@ def export_onnx(model: Pipeline, x_test: pd.DataFrame, tolerance: float) -> tupl
         import onnxruntime as ort
         from skl2onnx import to_onnx
     except ImportError as exc:  # pragma: no cover - both are in the lock
-        return None, "skipped", f"onnx tooling missing: {exc}"
+        return None, contract.ONNX_SKIPPED, f"onnx tooling missing: {exc}"
     sample = x_test.to_numpy(dtype=np.float32)
     try:
         onx = to_onnx(model, sample[:1], options={"zipmap": False}, target_opset=17)
@@ -131,10 +132,10 @@ def export_onnx(model: Pipeline, x_test: pd.DataFrame, tolerance: float) -> tupl
         session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
         labels, probabilities = session.run(None, {session.get_inputs()[0].name: sample})
     except Exception as exc:  # conversion support varies by estimator
-        return None, "skipped", f"conversion failed: {exc}"
+        return None, contract.ONNX_SKIPPED, f"conversion failed: {exc}"
     same_labels = bool(np.array_equal(np.asarray(labels), model.predict(x_test)))
     max_diff = float(np.max(np.abs(np.asarray(probabilities) - model.predict_proba(x_test))))
-    status = "passed" if same_labels and max_diff <= tolerance else "failed"
+    status = contract.ONNX_PASSED if same_labels and max_diff <= tolerance else contract.ONNX_FAILED
     return payload, status, f"labels_identical={same_labels} max_probability_diff={max_diff:.3g}"
 
 
@@ -169,7 +170,9 @@ def train_candidate(
     """Fit, evaluate, export and log one candidate as its own MLflow run."""
     timings: dict[str, float] = {}
     model = build_estimator(candidate)
-    with mlflow.start_run(run_name=candidate.name, tags={**tags, "candidate": candidate.name}) as run:
+    with mlflow.start_run(
+        run_name=candidate.name, tags={**tags, contract.TAG_CANDIDATE: candidate.name}
+    ) as run:
         started = time.perf_counter()
         with warnings.catch_warnings():
             # sklearn 1.9 deprecates SVC(probability=True); it still works and converts to ONNX.
@@ -192,9 +195,9 @@ def train_candidate(
             }
         )
         mlflow.log_metrics(metrics)
-        mlflow.log_dict(config.model_dump(mode="json"), "effective_config.yaml")
-        mlflow.log_dict(schema.to_dict(), "feature_schema.json")
-        mlflow.log_dict(dataset.composition, "dataset_composition.json")
+        mlflow.log_dict(config.model_dump(mode="json"), contract.EFFECTIVE_CONFIG_ARTIFACT)
+        mlflow.log_dict(schema.to_dict(), contract.FEATURE_SCHEMA_ARTIFACT)
+        mlflow.log_dict(dataset.composition, contract.DATASET_COMPOSITION_ARTIFACT)
         mlflow.log_text(
             classification_report(
                 split.y_test,
@@ -202,11 +205,11 @@ def train_candidate(
                 target_names=[schema.class_name(c.label) for c in schema.classes],
                 zero_division=0,
             ),
-            "classification_report.txt",
+            contract.CLASSIFICATION_REPORT_ARTIFACT,
         )
         mlflow.log_image(
             _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)),
-            "confusion_matrix.png",
+            contract.CONFUSION_MATRIX_ARTIFACT,
         )
         reference = reference_sample(
             model, dataset, split, config.data.reference_sample_rows, config.data.seed
@@ -218,7 +221,8 @@ def train_candidate(
         timings["log_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        parity, detail = "skipped", "disabled in config"
+        parity: OnnxParity = contract.ONNX_SKIPPED
+        detail = "disabled in config"
         if config.training.onnx.enabled:
             payload, parity, detail = export_onnx(
                 model, split.x_test, config.training.onnx.probability_tolerance
@@ -228,18 +232,21 @@ def train_candidate(
                     path = Path(tmp) / Path(ONNX_ARTIFACT).name
                     path.write_bytes(payload)
                     mlflow.log_artifact(str(path), artifact_path=str(Path(ONNX_ARTIFACT).parent))
-        mlflow.set_tags({"onnx_parity": parity, "onnx_detail": detail})
+        mlflow.set_tags({contract.TAG_ONNX_PARITY: parity, contract.TAG_ONNX_DETAIL: detail})
         timings["onnx_s"] = time.perf_counter() - started
 
         started = time.perf_counter()
         example = split.x_train.head(3)
         info = mlflow.sklearn.log_model(
             model,
-            name=MODEL_ARTIFACT_NAME,
+            name=MODEL_ARTIFACT,
             serialization_format="cloudpickle",  # skops would refuse to load tree models untrusted
             signature=infer_signature(example, model.predict(example)),
             input_example=example,
-            metadata={"feature_schema": schema.to_dict(), "candidate": candidate.name},
+            metadata={
+                contract.METADATA_FEATURE_SCHEMA: schema.to_dict(),
+                contract.METADATA_CANDIDATE: candidate.name,
+            },
             # Explicit requirements: MLflow's inference re-imports the model in a subprocess (~4 s each).
             pip_requirements=model_requirements(),
         )

@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mlstack.config import Config
-from mlstack.ct import ALERT_TRIGGERS, AuditLog, PipelineRunner, TriggerController, bearer_token_ok
-from mlstack.monitoring import CT_LABEL
+from mlstack.contract import ALERT_TRIGGERS, CT_LABEL, LOOPBACK, WEBHOOK_TOKEN_ENV, most_urgent
+from mlstack.ct import AuditLog, PipelineRunner, TriggerController, bearer_token_ok
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def parse_notification(body: bytes) -> Notification:
     unknown = sorted(wanted - set(ALERT_TRIGGERS))
     if unknown:
         raise PayloadError(f"unknown {CT_LABEL} value(s) {unknown}; expected one of {list(ALERT_TRIGGERS)}")
-    trigger = next((t for t in ("accuracy", "drift") if t in wanted), None)
+    trigger = most_urgent(wanted)
     group_key = payload.get("groupKey")
     return Notification(status, trigger, tuple(names), group_key if isinstance(group_key, str) else "")
 
@@ -103,7 +103,7 @@ class TriggerServer(ThreadingHTTPServer):
         self, address: tuple[str, int], controller: TriggerController, audit: AuditLog, token: str
     ) -> None:
         if not token:
-            raise ValueError("the trigger needs a webhook token (MLSTACK_WEBHOOK_TOKEN)")
+            raise ValueError(f"the trigger needs a webhook token ({WEBHOOK_TOKEN_ENV})")
         self.controller = controller
         self.audit = audit
         self.token = token
@@ -236,7 +236,7 @@ def build_server(
     if controller is None:
         controller = TriggerController(config, audit, PipelineRunner(config, runtime))
     bind_port = config.services.trigger_port if port is None else port
-    return TriggerServer(("127.0.0.1", bind_port), controller, controller.audit, token)
+    return TriggerServer((LOOPBACK, bind_port), controller, controller.audit, token)
 
 
 def serve_in_thread(server: TriggerServer) -> threading.Thread:

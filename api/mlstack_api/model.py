@@ -15,13 +15,13 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from mlstack import contract
+from mlstack.contract import TAG_ONNX_ARTIFACT, TAG_ONNX_PARITY
 from mlstack.schema import FeatureSchema
 
 log = logging.getLogger(__name__)
 
 Runtime = Literal["onnx", "sklearn"]
-ONNX_PARITY_TAG = "onnx_parity"
-ONNX_ARTIFACT_TAG = "onnx_artifact"
 ProbaFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -67,9 +67,9 @@ def onnx_artifact_path(version: ModelVersion) -> str | None:
     (`onnx_parity=passed`) and says where the artifact is (`onnx_artifact`).
     """
     tags = version.tags or {}
-    if tags.get(ONNX_PARITY_TAG) != "passed":
+    if tags.get(TAG_ONNX_PARITY) != contract.ONNX_PASSED:
         return None
-    return tags.get(ONNX_ARTIFACT_TAG) or None
+    return tags.get(TAG_ONNX_ARTIFACT) or None
 
 
 def onnx_predict_proba(model_path: str) -> ProbaFn:
@@ -134,12 +134,13 @@ def load_version(
         metadata = mlflow.models.get_model_info(uri).metadata or {}
     except Exception as exc:
         raise ModelLoadError(f"{uri}: cannot read model metadata: {exc}") from exc
-    if "feature_schema" not in metadata:
-        raise ModelLoadError(f"{uri}: model metadata has no 'feature_schema'; was it logged by mlstack?")
+    key = contract.METADATA_FEATURE_SCHEMA
+    if key not in metadata:
+        raise ModelLoadError(f"{uri}: model metadata has no '{key}'; was it logged by mlstack?")
     try:
-        schema = FeatureSchema.from_dict(metadata["feature_schema"])
+        schema = FeatureSchema.from_dict(metadata[key])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelLoadError(f"{uri}: invalid feature_schema in metadata: {exc}") from exc
+        raise ModelLoadError(f"{uri}: invalid {key} in metadata: {exc}") from exc
 
     runtime: Runtime = "sklearn"
     predict_proba: ProbaFn | None = None

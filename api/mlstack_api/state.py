@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 
 from mlstack.config import Config
+from mlstack.contract import ADMIN_TOKEN_ENV
 from mlstack.prediction_log import PredictionLogWriter
 from mlstack.store import PredictionStore
 from mlstack_api.metrics import NO_MODEL, ApiMetrics
@@ -21,7 +22,6 @@ log = logging.getLogger(__name__)
 #: The log writer and model watcher threads hold the GIL in slices of this many seconds (default 5 ms);
 #: shorter slices keep them from adding milliseconds to the request latency tail.
 GIL_SWITCH_INTERVAL_S = 0.0005
-ADMIN_TOKEN_ENV = "MLSTACK_ADMIN_TOKEN"  # noqa: S105 - the variable name, not a secret
 SHUTDOWN_FLUSH_TIMEOUT_S = 10.0
 
 
@@ -44,7 +44,7 @@ class ApiState:
     writer: PredictionLogWriter | None = None
 
     def __post_init__(self) -> None:
-        self.metrics = ApiMetrics(lambda: self.writer)
+        self.metrics = ApiMetrics()
         if self.fixed_model is not None:
             self.metrics.model_loaded(self.fixed_model)
 
@@ -72,9 +72,15 @@ class ApiState:
         try:
             self.store.create_schema()
         except Exception as exc:  # the store may come up later: the writer retries
-            log.warning("prediction store not available yet (%s); predictions stay buffered", exc)
+            log.warning("prediction store not available yet (%s); predictions get 503 until it is", exc)
         self.writer = PredictionLogWriter(
-            self.store, settings.queue_size, settings.batch_size, settings.flush_interval_s
+            self.store,
+            queue_size=settings.queue_size,
+            batch_size=settings.batch_size,
+            commit_delay_s=settings.commit_delay_s,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_s=settings.commit_timeout_s,
+            hooks=self.metrics,
         )
         self.writer.start()
 
@@ -109,11 +115,12 @@ class ApiState:
             self.writer.close(SHUTDOWN_FLUSH_TIMEOUT_S)
             stats = self.writer.stats()
             log.info(
-                "prediction log closed: %d written, %d dropped, %d write errors, %d left",
+                "prediction log closed: %d predictions in %d commits, %d failed commits, %d refused",
                 stats.written,
-                stats.dropped,
+                stats.commits,
                 stats.write_errors,
-                stats.depth,
+                stats.refused,
             )
         if self.store is not None:
             self.store.dispose()
+        self.metrics.close()

@@ -18,7 +18,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mlstack import contract
 from mlstack.config import Config
+from mlstack.contract import REFERENCE_ARTIFACT
 from mlstack.drift import (
     MAX_CURRENT_ROWS,
     PREDICTION_COLUMN,
@@ -28,7 +30,6 @@ from mlstack.drift import (
 )
 from mlstack.registry import history
 from mlstack.store import PredictionStore
-from mlstack.train import REFERENCE_ARTIFACT
 from mlstack_exporter.runs import PAGE_SIZE, RunCounter
 from mlstack_exporter.state import (
     AccuracySnapshot,
@@ -52,14 +53,14 @@ FULL_RECOUNT_PERIOD_S = 600.0  # deleted runs drop out of the counts within this
 
 def pipeline_experiment(config: Config) -> str:
     """The experiment the pipeline logs one run per execution into."""
-    return f"{config.project.experiment}-pipeline"
+    return contract.pipeline_experiment(config.project.experiment)
 
 
 def drift_report_path(config: Config) -> Path:
     """Where the latest drift report is written (the pipeline's drift-report stage archives it)."""
     if config.exporter.drift_report_path:
         return Path(config.exporter.drift_report_path)
-    return config.state_dir / "reports" / "drift.html"
+    return config.state_dir / contract.STATE_DRIFT_REPORT
 
 
 def _missing(exc: MlflowException) -> bool:
@@ -121,7 +122,7 @@ class RegistryRefresher:
             [experiment.experiment_id], max_results=20, order_by=["attributes.start_time DESC"]
         )
         for run in runs:  # the newest run that has finished (a running pipeline has no status yet)
-            status = run.data.tags.get("status")
+            status = run.data.tags.get(contract.TAG_STATUS)
             if status not in PIPELINE_STATUSES:
                 continue
             duration = run.data.metrics.get("duration_s")
@@ -131,7 +132,7 @@ class RegistryRefresher:
             return PipelineRunInfo(
                 run_id=run.info.run_id,
                 status=status,
-                trigger=run.data.tags.get("trigger", "unknown"),
+                trigger=run.data.tags.get(contract.TAG_TRIGGER, "unknown"),
                 duration_s=duration,
                 ended_at=ended,
             )
@@ -252,7 +253,7 @@ class DriftRefresher:
             local = Path(self.client.download_artifacts(version.run_id, REFERENCE_ARTIFACT, tmp))
             frame = pd.read_parquet(local)
             digest = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
-        ref_hash = version.tags.get("data_hash") or digest
+        ref_hash = version.tags.get(contract.TAG_DATA_HASH) or digest
         self._references = {version.version: (frame, ref_hash)}  # keep only the current champion's
         return frame, ref_hash
 

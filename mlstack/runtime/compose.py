@@ -14,7 +14,17 @@ from typing import Any
 
 import requests
 
+from mlstack import contract
 from mlstack.config import REPO_ROOT, Config
+from mlstack.contract import (
+    COMPOSE_EXCLUDE_ENV,
+    COMPOSE_IN_NETWORK_ENV,
+    COMPOSE_PROJECT_DIR_ENV,
+    COMPOSE_PROJECT_NAME_ENV,
+    CONTAINER_PORTS,
+    HTTP_SERVICES,
+    REQUIRED_SECRETS,
+)
 from mlstack.runtime.base import RuntimeError_
 
 log = logging.getLogger(__name__)
@@ -24,39 +34,20 @@ DEFAULT_PROJECT = "mlstack"
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
-EXCLUDE_ENV = "MLSTACK_COMPOSE_EXCLUDE"
-# Set in the Jenkins container: the repository mounted at its host path, so bind mounts resolve there.
-PROJECT_DIR_ENV = "MLSTACK_COMPOSE_PROJECT_DIR"
-# Set in the Jenkins container: reach the services by name on the compose network, not via 127.0.0.1.
-IN_NETWORK_ENV = "MLSTACK_COMPOSE_IN_NETWORK"
-CONTAINER_PORTS: dict[str, int] = {
-    "mlflow": 5000,
-    "api": 7654,
-    "exporter": 8000,
-    "prometheus": 9090,
-    "alertmanager": 9093,
-    "grafana": 3000,
-}
-
-# Secrets docker-compose.yaml requires (`${VAR:?...}`): compose refuses to start without any of them.
-REQUIRED_SECRETS: tuple[str, ...] = (
-    "POSTGRES_PASSWORD",
-    "MLFLOW_DB_PASSWORD",
-    "PREDICTIONS_DB_PASSWORD",
-    "GF_SECURITY_ADMIN_PASSWORD",
-    "JENKINS_ADMIN_PASSWORD",
-    "MLSTACK_ADMIN_TOKEN",
-    "MLSTACK_WEBHOOK_TOKEN",
-)
 
 BASE_SERVICE = "base"
 # Images built from this repository (Jenkins' image is built on its own: `make images`).
-PROJECT_IMAGES: tuple[str, ...] = ("postgres", "mlflow", "trainer", "api", "exporter")
-PLATFORM_SERVICES: tuple[str, ...] = ("postgres", "mlflow", "prometheus", "alertmanager", "grafana")
-APP_SERVICES: tuple[str, ...] = ("api", "exporter")
+TRAINER_SERVICE = "trainer"
+PROJECT_IMAGES: tuple[str, ...] = (
+    contract.POSTGRES, contract.MLFLOW, TRAINER_SERVICE, contract.API, contract.EXPORTER,
+)  # fmt: skip
+PLATFORM_SERVICES: tuple[str, ...] = (
+    contract.POSTGRES, contract.MLFLOW, contract.PROMETHEUS, contract.ALERTMANAGER, contract.GRAFANA,
+)  # fmt: skip
+APP_SERVICES: tuple[str, ...] = (contract.API, contract.EXPORTER)
 # Services that can be left out (MLSTACK_COMPOSE_EXCLUDE=grafana): their images cannot be built or
 # pulled on machines without a registry, such as CI's; their configuration is validated elsewhere.
-OPTIONAL_SERVICES: frozenset[str] = frozenset({"grafana"})
+OPTIONAL_SERVICES: frozenset[str] = frozenset({contract.GRAFANA})
 
 
 @dataclass(frozen=True)
@@ -74,13 +65,13 @@ def _all_targets_up(response: requests.Response) -> bool:
 
 
 HTTP_CHECKS: tuple[HttpCheck, ...] = (
-    HttpCheck("mlflow", "/health"),
-    HttpCheck("api", "/readyz"),
-    HttpCheck("exporter", "/metrics"),
-    HttpCheck("alertmanager", "/-/healthy"),
-    HttpCheck("grafana", "/api/health"),
+    HttpCheck(contract.MLFLOW, "/health"),
+    HttpCheck(contract.API, "/readyz"),
+    HttpCheck(contract.EXPORTER, "/metrics"),
+    HttpCheck(contract.ALERTMANAGER, "/-/healthy"),
+    HttpCheck(contract.GRAFANA, "/api/health"),
     # Last: Prometheus only sees every target up once the others answer.
-    HttpCheck("prometheus", "/api/v1/targets", _all_targets_up),
+    HttpCheck(contract.PROMETHEUS, "/api/v1/targets", _all_targets_up),
 )
 
 
@@ -117,15 +108,7 @@ def missing_secrets(env_file: Path | None, environ: Mapping[str, str] | None = N
 
 def host_ports(config: Config) -> dict[str, int]:
     """Host port of each published service, from `services.*_port` in the config."""
-    s = config.services
-    return {
-        "mlflow": s.mlflow_port,
-        "api": s.api_port,
-        "exporter": s.exporter_port,
-        "prometheus": s.prometheus_port,
-        "alertmanager": s.alertmanager_port,
-        "grafana": s.grafana_port,
-    }
+    return {name: int(getattr(config.services, f"{name}_port")) for name in HTTP_SERVICES}
 
 
 def port_env(config: Config) -> dict[str, str]:
@@ -157,17 +140,17 @@ class ComposeRuntime:
         exclude: optional services to leave out; default from $MLSTACK_COMPOSE_EXCLUDE (e.g. grafana).
         extra_env: more variables for the compose CLI (tests).
         """
-        self.project_name = project_name or os.environ.get("COMPOSE_PROJECT_NAME") or DEFAULT_PROJECT
-        self.project_dir = project_dir or Path(os.environ.get(PROJECT_DIR_ENV) or REPO_ROOT)
+        self.project_name = project_name or os.environ.get(COMPOSE_PROJECT_NAME_ENV) or DEFAULT_PROJECT
+        self.project_dir = project_dir or Path(os.environ.get(COMPOSE_PROJECT_DIR_ENV) or REPO_ROOT)
         self.env_file = env_file
         if exclude is None:
-            exclude = [n.strip() for n in os.environ.get(EXCLUDE_ENV, "").split(",") if n.strip()]
+            exclude = [n.strip() for n in os.environ.get(COMPOSE_EXCLUDE_ENV, "").split(",") if n.strip()]
         unknown = sorted(set(exclude) - OPTIONAL_SERVICES)
         if unknown:
             raise RuntimeError_(f"cannot exclude {unknown}: only {sorted(OPTIONAL_SERVICES)} are optional")
         self.exclude = frozenset(exclude)
         self.extra_env = dict(extra_env or {})
-        self.in_network = os.environ.get(IN_NETWORK_ENV, "").lower() in {"1", "true", "yes"}
+        self.in_network = os.environ.get(COMPOSE_IN_NETWORK_ENV, "").lower() in {"1", "true", "yes"}
         self._compose: list[str] | None = None
         self._docker: Any = None
         del config  # the config is passed to every action; nothing is cached from it
@@ -268,16 +251,19 @@ class ComposeRuntime:
                 )
             statuses[check.service] = "healthy"
         for service in sorted(self.exclude):
-            statuses[service] = f"skipped (excluded by {EXCLUDE_ENV})"
+            statuses[service] = f"skipped (excluded by {COMPOSE_EXCLUDE_ENV})"
         return statuses
 
     def service_urls(self, config: Config) -> dict[str, str]:
         if self.in_network:
             # Inside a container on the compose network (Jenkins): service names, container ports.
-            ports = CONTAINER_PORTS
-            return {name: f"http://{name}:{port}" for name, port in ports.items() if name not in self.exclude}
+            return {
+                name: f"http://{name}:{CONTAINER_PORTS[name]}"
+                for name in HTTP_SERVICES
+                if name not in self.exclude
+            }
         return {
-            name: f"http://127.0.0.1:{port}"
+            name: f"http://{contract.LOOPBACK}:{port}"
             for name, port in host_ports(config).items()
             if name not in self.exclude
         }

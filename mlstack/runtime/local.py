@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import requests
 
 from mlstack.config import REPO_ROOT, Config
+from mlstack.contract import TRACKING_URI_ENV, WEBHOOK_TOKEN_ENV, config_env_var
 from mlstack.runtime.base import RuntimeError_
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,9 @@ class LocalRuntime:
 
     def _service_env(self, config: Config) -> dict[str, str]:
         env = {
-            "MLFLOW_TRACKING_URI": config.mlflow.tracking_uri,
-            "MLSTACK__PREDICTION_STORE__URL": config.prediction_store_url,
-            "MLSTACK__SERVICES__STATE_DIR": str(config.state_dir),
+            TRACKING_URI_ENV: config.mlflow.tracking_uri,
+            config_env_var("prediction_store.url"): config.prediction_store_url,
+            config_env_var("services.state_dir"): str(config.state_dir),
         }
         return env
 
@@ -234,7 +235,7 @@ class LocalRuntime:
             return []
         out_dir = config.state_dir / "monitoring"
         try:
-            from mlstack.monitoring import render_monitoring
+            from mlstack.monitoring.render import render_monitoring
 
             rendered = render_monitoring(config, "local", out_dir)
         except Exception as exc:
@@ -275,9 +276,8 @@ class LocalRuntime:
     def trigger_services(self, config: Config) -> list[Service]:
         """The CT trigger (Alertmanager's webhook receiver), when MLSTACK_WEBHOOK_TOKEN is set."""
         from mlstack.ct import effective_config_file
-        from mlstack.monitoring import TOKEN_ENV
 
-        if not os.environ.get(TOKEN_ENV, "").strip():
+        if not os.environ.get(WEBHOOK_TOKEN_ENV, "").strip():
             return []
         port = config.services.trigger_port
         command = [sys.executable, "-m", "mlstack.cli", "trigger", "serve", "--config"]
@@ -309,7 +309,7 @@ class LocalRuntime:
         trigger = self.trigger_services(config)
         if not trigger:
             print(
-                "note: MLSTACK_WEBHOOK_TOKEN is not set: the CT trigger (Alertmanager's retrain webhook) "
+                f"note: {WEBHOOK_TOKEN_ENV} is not set: the CT trigger (Alertmanager's retrain webhook) "
                 "is not started (docs/continuous-training.md)"
             )
         services = [self.mlflow_service(config), *self.monitoring_services(config), *trigger]

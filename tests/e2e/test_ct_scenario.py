@@ -44,9 +44,9 @@ import requests
 
 from mlstack import registry
 from mlstack.config import REPO_ROOT, Config, load_config
+from mlstack.contract import STAGES
 from mlstack.ct import AuditLog, last_retrain_at
 from mlstack.data import load_base_dataset
-from mlstack.pipeline import STAGES
 from mlstack.runtime.local import LocalRuntime
 from mlstack.simulate import DriftSpec, SimulationReport, TrafficGenerator, probe_accuracy, run_simulation
 from tests.support.binaries import require_binary
@@ -86,7 +86,6 @@ def settings(state_dir: Path, ports: dict[str, int]) -> dict[str, Any]:
         ],
         "data.min_new_labelled_rows": 50,
         "api.reload_interval_s": 1,
-        "prediction_store.flush_interval_s": 0.1,
         "exporter.refresh_interval_s": 1,
         "exporter.drift_interval_s": 2,
         "exporter.drift_window": 150,

@@ -24,8 +24,8 @@ from mlflow import MlflowClient
 
 from mlstack import registry
 from mlstack.config import REPO_ROOT, load_config
+from mlstack.contract import FAIL_STAGE_ENV
 from mlstack.data import load_base_dataset
-from mlstack.pipeline import FAIL_STAGE_ENV
 from tests.support.net import free_port, wait_until
 from tests.support.services import served_version
 from tests.support.traffic import Traffic

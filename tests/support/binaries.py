@@ -1,12 +1,15 @@
-"""Find the system binaries integration tests need: skip locally when absent, fail in CI."""
+"""Find the system binaries and npm packages tests need: skip locally when absent, fail in CI."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def in_ci() -> bool:
@@ -14,16 +17,16 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def unavailable(reason: str) -> NoReturn:
-    """A test's system requirement is missing: skip with `reason` locally, fail with it in CI.
+def skip_or_fail(message: str) -> NoReturn:
+    """Skip the test with `message` locally; fail it under CI, where everything must be installed.
 
     The one place that makes this decision, so `make test` passes on any machine while CI (which
     installs everything, .ci/run) can never go green by skipping.
     """
     __tracebackhide__ = True  # report the skip or failure at the test that asked
     if in_ci():
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 def require_binary(name: str, *alternatives: str) -> str:
@@ -39,4 +42,14 @@ def require_binary(name: str, *alternatives: str) -> str:
         path = shutil.which(candidate)
         if path:
             return path
-    unavailable(f"required binary {name!r} not found on PATH (.ci/run installs it)")
+    skip_or_fail(f"required binary {name!r} not found on PATH (.ci/run installs it)")
+
+
+def require_node_packages(*packages: str) -> str:
+    """The `node` binary, once the npm packages are installed in the repo; skip (locally) or fail (CI)."""
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
+    node = require_binary("node")
+    missing = [p for p in packages if not (REPO_ROOT / "node_modules" / p / "package.json").is_file()]
+    if missing:
+        skip_or_fail(f"npm packages {missing} not installed: run `npm ci` in {REPO_ROOT} (.ci/run does)")
+    return node

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 from mlstack.config import REPO_ROOT
-from mlstack.runtime.compose import REQUIRED_SECRETS
-from tests.support.binaries import in_ci, unavailable
+from mlstack.contract import REQUIRED_SECRETS
+from tests.support.binaries import in_ci, skip_or_fail
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 DOCKER_SCAFFOLDING = REPO_ROOT / "tests" / "docker"
@@ -57,7 +57,7 @@ def require_compose() -> list[str]:
     __tracebackhide__ = True  # report the skip or failure at the test that asked
     found = compose_implementations()
     if not found:
-        unavailable(NO_COMPOSE)
+        skip_or_fail(NO_COMPOSE)
     return found[0]
 
 
@@ -78,12 +78,12 @@ def require_docker_engine() -> None:
     if docker_reachable():
         return
     if not in_ci():
-        unavailable("no Docker engine reachable (start one: bash tests/docker/start-dockerd.sh)")
+        skip_or_fail("no Docker engine reachable (start one: bash tests/docker/start-dockerd.sh)")
     script = DOCKER_SCAFFOLDING / "start-dockerd.sh"
     started = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
     if started.returncode == 0 and docker_reachable():
         return
-    unavailable(f"CI needs a Docker engine and none could be started:\n{started.stderr}")
+    skip_or_fail(f"CI needs a Docker engine and none could be started:\n{started.stderr}")
 
 
 # What build-standins.sh says when the machine lacks a prerequisite (not when a build breaks).
@@ -105,5 +105,5 @@ def build_standins() -> None:
             line for line in built.stderr.splitlines() if any(p in line for p in STANDIN_PREREQUISITES)
         ]
         if missing:
-            unavailable(f"stand-in images cannot be built here: {missing[0].strip()}")
+            skip_or_fail(f"stand-in images cannot be built here: {missing[0].strip()}")
     assert built.returncode == 0, f"stand-in images failed to build:\n{built.stderr[-4000:]}"

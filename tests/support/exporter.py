@@ -11,8 +11,8 @@ import pandas as pd
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 
+from mlstack.contract import REFERENCE_ARTIFACT
 from mlstack.store import PredictionRecord, PredictionStore
-from mlstack.train import REFERENCE_ARTIFACT
 
 
 def log_training_run(

@@ -56,9 +56,9 @@ class FileStore:
             versions.append(str(client.create_model_version(name, source, run_id=run.info.run_id).version))
         return versions
 
-    def config(self, models: list[str] | None = None, **overrides: Any) -> Config:
+    def config(self, **overrides: Any) -> Config:
         """The project config on this store, with its own state dir and the experiments created here."""
-        config = isolated_config(self.uri, self.root / "state", models, **overrides)
+        config = isolated_config(self.uri, self.root / "state", **overrides)
         self.experiment(config.project.experiment)
         self.experiment(f"{config.project.experiment}-pipeline")
         return config

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.support.binaries import require_binary, unavailable
+from tests.support.binaries import require_binary, skip_or_fail
 from tests.support.net import free_port
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -43,14 +43,16 @@ def require_postgres() -> Path:
     __tracebackhide__ = True  # report the skip or failure at the test that asked
     found = pg_bin_dir()
     if found is None:
-        unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql`")
+        skip_or_fail("PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql`")
     if os.geteuid() == 0:
         # PostgreSQL refuses to run as root: the cluster runs as the `postgres` user via runuser.
         require_binary("runuser")
         try:
             pwd.getpwnam(SUPERUSER)
         except KeyError:
-            unavailable(f"running as root needs a {SUPERUSER!r} system user (Debian's postgresql creates it)")
+            skip_or_fail(
+                f"running as root needs a {SUPERUSER!r} system user (Debian's postgresql creates it)"
+            )
     return found
 
 

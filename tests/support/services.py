@@ -14,7 +14,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from mlstack.config import CONFIG_ENV, ENV_PREFIX, Config
+from mlstack.config import Config
+from mlstack.contract import CONFIG_ENV, ENV_PREFIX
 from mlstack.runtime.local import api_command
 from tests.support.net import free_port
 from tests.support.process import ServiceProcess
@@ -82,6 +83,7 @@ def run_api(
     wait_ready: bool = True,
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[ApiProcess]:
     """Run `python -m uvicorn mlstack_api.main:app` with `config` (written to a YAML file in `workdir`).
 
@@ -90,16 +92,17 @@ def run_api(
         workdir: where the config file and `api.log` go.
         admin_token: value of MLSTACK_ADMIN_TOKEN, or None to leave admin endpoints disabled.
         wait_ready: wait for /readyz (a model loaded) rather than only /healthz.
+        port: listen here (a restart on the same address) instead of on a free port.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "mlstack-api.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    port = free_port()
+    port = port or free_port()
     service = ServiceProcess(
         "api",
         api_command(port),
         f"http://127.0.0.1:{port}",
-        workdir / "api.log",
+        workdir / "api.log",  # appended to: a restart in the same workdir keeps the earlier log
         ready_path="/readyz" if wait_ready else "/healthz",
         env=api_environment(config_file, admin_token, extra_env),
     )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import signal
+import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +72,7 @@ class Traffic:
         max_requests: int = 20_000,
         max_seconds: float = 60.0,
         timeout: float = 10.0,
+        on_ack: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.url = url.rstrip("/") + "/predict"
         self.body = {"instances": [instance] * rows}
@@ -75,6 +80,7 @@ class Traffic:
         self.max_requests = max_requests
         self.max_seconds = max_seconds
         self.timeout = timeout
+        self.on_ack = on_ack  # called with each 200 response's prediction ids (from worker threads)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._sent = 0
@@ -128,6 +134,8 @@ class Traffic:
                 for prediction in body["predictions"]:
                     self._acked[prediction["id"]] = now
                 self._versions[str(body["model"]["version"])] += 1
+            if self.on_ack is not None:
+                self.on_ack([prediction["id"] for prediction in body["predictions"]])
         session.close()
 
     def _fail(self, kind: str, example: str) -> None:
@@ -135,6 +143,11 @@ class Traffic:
             self._failures[kind] += 1
             if len(self._examples) < 5:
                 self._examples.append(example)
+
+    @property
+    def running(self) -> bool:
+        """Whether any worker is still sending (the budget is not spent and stop() not called)."""
+        return any(thread.is_alive() for thread in self._threads)
 
     @property
     def acknowledged(self) -> int:
@@ -170,3 +183,55 @@ class Traffic:
                 versions=Counter(self._versions),
                 examples=list(self._examples),
             )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m tests.support.traffic`: the same traffic from a process of its own.
+
+    Crash tests kill the predictor while this process keeps sending, so the client is not killed
+    with it and nothing it saw is lost. Each acknowledged prediction id is appended to `--acked`
+    (one per line, flushed after every response: the file is the client's record of what the
+    server acknowledged); SIGTERM stops the traffic and `--summary` gets the counts as JSON.
+    """
+    parser = argparse.ArgumentParser(prog="python -m tests.support.traffic")
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--instance", required=True, help="one instance as JSON")
+    parser.add_argument("--acked", required=True, help="file: acknowledged prediction ids, one per line")
+    parser.add_argument("--summary", required=True, help="file: JSON counts written at the end")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--rows", type=int, default=1)
+    parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument("--max-seconds", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    lock = threading.Lock()
+    with open(args.acked, "a", encoding="utf-8") as acked:
+
+        def write(ids: list[str]) -> None:
+            with lock:
+                acked.write("".join(f"{i}\n" for i in ids))
+                acked.flush()
+
+        traffic = Traffic(
+            args.url,
+            json.loads(args.instance),
+            workers=args.workers,
+            rows=args.rows,
+            max_requests=args.max_requests,
+            max_seconds=args.max_seconds,
+            timeout=5.0,
+            on_ack=write,
+        )
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        traffic.start()
+        while not stop.wait(0.1) and traffic.running:
+            pass
+        result = traffic.stop()
+    summary = {"sent": result.sent, "acknowledged": result.acknowledged, "failures": dict(result.failures)}
+    with open(args.summary, "w", encoding="utf-8") as out:
+        json.dump(summary, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

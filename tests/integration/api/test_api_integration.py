@@ -8,6 +8,7 @@ parity and fallback, and a complete prediction log after a graceful stop. Nothin
 from __future__ import annotations
 
 import signal
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -44,7 +45,7 @@ def _isolate_mlflow_client() -> Iterator[None]:
 
 
 TOKEN = "integration-admin-token"
-FAST = {"api.reload_interval_s": 0.3, "prediction_store.flush_interval_s": 0.05}
+FAST = {"api.reload_interval_s": 0.3}
 
 
 def typical_instance(api_url: str) -> dict[str, float]:
@@ -236,34 +237,54 @@ def test_keeps_serving_while_mlflow_is_down(mlflow_server: MlflowServer, tmp_pat
         assert served_version(api.url) == version
 
 
-def test_prediction_log_is_complete_after_a_graceful_stop(
+def test_requests_waiting_for_their_commit_at_sigterm_are_committed_and_answered(
     trained_registry: TrainedRegistry, tmp_path: Path
 ) -> None:
-    # A long flush interval: records are still buffered when SIGTERM arrives, so the drain is what saves them.
+    """SIGTERM while 8 requests wait for their commit: no new connections, the 8 finish and are stored."""
+    database = tmp_path / "log.db"
     config = trained_registry.config(
-        **{
-            "prediction_store.url": f"sqlite:///{tmp_path / 'log.db'}",
-            "prediction_store.flush_interval_s": 3.0,
-            "prediction_store.batch_size": 5000,
-        }
+        **{"prediction_store.url": f"sqlite:///{database}", "prediction_store.commit_timeout_s": 120}
     )
     with run_api(config, tmp_path / "api") as api:
         instance = typical_instance(api.url)
 
         def post(i: int) -> list[str]:
             rows = [instance] * (1 + i % 3)
-            response = requests.post(f"{api.url}/predict", json={"instances": rows}, timeout=10)
+            response = requests.post(f"{api.url}/predict", json={"instances": rows}, timeout=120)
             assert response.status_code == 200, response.text
             return [p["id"] for p in response.json()["predictions"]]
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            ids = [pid for batch in pool.map(post, range(300)) for pid in batch]
-        # SIGTERM: uvicorn finishes in-flight requests, runs the lifespan shutdown, then re-raises it.
+        def refuses_connections() -> bool:
+            try:
+                requests.get(f"{api.url}/healthz", timeout=2)
+            except requests.ConnectionError:
+                return True
+            return False
+
+        # Another connection holds SQLite's write lock: the requests' commit waits (busy timeout).
+        locker = sqlite3.connect(database, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                futures = [pool.submit(post, i) for i in range(8)]
+                wait_until(
+                    lambda: metric(api.url, "mlops_prediction_log_queue_depth") == 15,
+                    30,
+                    interval=0.05,
+                    what="8 requests (15 rows) waiting for their commit",
+                )
+                api.process.send_signal(signal.SIGTERM)
+                wait_until(refuses_connections, 30, interval=0.05, what="uvicorn shutting down")
+                assert not any(f.done() for f in futures) and api.process.poll() is None
+                locker.execute("ROLLBACK")
+                ids = [pid for future in futures for pid in future.result(timeout=60)]
+        finally:
+            locker.close()
+        # uvicorn finished the in-flight requests, ran the lifespan shutdown, then re-raised SIGTERM.
         assert api.stop(timeout=30) in (0, -signal.SIGTERM), api.log_tail()
-    assert len(ids) == 600 and len(set(ids)) == 600
+    assert len(ids) == 15 and len(set(ids)) == 15
     store = PredictionStore(config.prediction_store_url)
     try:
-        assert store.count_predictions() == 600
         assert store.prediction_ids() == set(ids)
     finally:
         store.dispose()

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from mlstack.config import REPO_ROOT
-from mlstack.runtime.compose import REQUIRED_SECRETS, read_env_file
-from tests.support.binaries import require_binary, unavailable
+from mlstack.contract import CONTAINER_PORTS, REQUIRED_SECRETS
+from mlstack.runtime.compose import read_env_file
+from tests.support.binaries import require_binary, skip_or_fail
 from tests.support.compose import COMPOSE_FILE, NO_COMPOSE, compose_implementations, write_env_file
 
 # The project's own Dockerfiles. tests/docker/standins/ (CI scaffolding, never shipped) is not linted.
@@ -22,16 +23,7 @@ DOCKERFILES = sorted(
     for p in REPO_ROOT.glob("*/Dockerfile")
     if not p.is_relative_to(REPO_ROOT / "tests")
 )
-EXPECTED_PORTS = {
-    "postgres": 5432,
-    "mlflow": 5000,
-    "api": 7654,
-    "exporter": 8000,
-    "prometheus": 9090,
-    "alertmanager": 9093,
-    "grafana": 3000,
-    "jenkins": 8080,
-}
+EXPECTED_PORTS = CONTAINER_PORTS
 PYTHON_SERVICES = ("mlflow", "trainer", "api", "exporter")
 
 
@@ -46,7 +38,7 @@ def compose_clis() -> list[list[str]]:
     __tracebackhide__ = True  # report the skip or failure at the test that asked
     found = compose_implementations()
     if not found:
-        unavailable(NO_COMPOSE)
+        skip_or_fail(NO_COMPOSE)
     return found
 
 

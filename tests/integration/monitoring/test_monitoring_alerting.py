@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlstack.config import load_config
-from mlstack.monitoring import render_monitoring
+from mlstack.monitoring.render import render_monitoring
 from tests.support.net import free_port
 from tests.support.prom import PrometheusAPI, run_alertmanager, run_prometheus, static_metrics, webhook_sink
 

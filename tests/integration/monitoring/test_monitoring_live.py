@@ -17,7 +17,8 @@ import yaml
 
 from mlstack.config import Config, load_config
 from mlstack.data import load_base_dataset
-from mlstack.monitoring import CLIENT_ERROR_RATIO, VERSION_REQUEST_RATE, render_monitoring
+from mlstack.monitoring.names import CLIENT_ERROR_RATIO, VERSION_REQUEST_RATE
+from mlstack.monitoring.render import render_monitoring
 from mlstack.pipeline import Options, Pipeline
 from mlstack.runtime.local import api_command, exporter_command
 from tests.support.net import free_port, wait_until

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlstack.config import REPO_ROOT, load_config
-from mlstack.monitoring import render_monitoring
+from mlstack.monitoring.render import render_monitoring
 from tests.support.binaries import require_binary
 
 PROM = REPO_ROOT / "prometheus"

@@ -66,8 +66,9 @@ def test_pipeline_runs_twice_and_serves_the_champion(local_env: dict[str, str]) 
     version = requests.get(f"{api}/version", timeout=5).json()
     assert str(version["model"]["version"]) == "1"
 
-    # Idempotent: a second run retrains and the gate decides (same data and seed: equal scores pass
-    # with min_improvement 0, so the champion moves to the new version and the predictor follows).
+    # A second run retrains and the gate decides. Its candidate set differs from the first run's (a new
+    # training config), so an equal score is a tie on new inputs: the champion moves to the new version
+    # and the predictor follows. (Unchanged inputs keep the champion: see test_gate_ties.py.)
     second = mlstack(local_env, "run", "--models", "logistic_regression", "--min-improvement", "0")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "mlflow: reused" in second.stdout or "reused" in second.stdout

@@ -14,7 +14,8 @@ from mlflow.tracking import MlflowClient
 
 from mlstack import registry
 from mlstack.config import Config
-from mlstack.pipeline import FAIL_STAGE_ENV, Options, Pipeline, PipelineError, pipeline_lock
+from mlstack.contract import FAIL_STAGE_ENV
+from mlstack.pipeline import Options, Pipeline, PipelineError, pipeline_lock
 from mlstack.runtime.base import RuntimeError_
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import free_port

@@ -21,7 +21,8 @@ from schemathesis import checks
 from werkzeug.serving import make_server
 
 from mlstack.config import load_config
-from mlstack.ct import ALERT_TRIGGERS, AuditLog, RunOutcome, TriggerController
+from mlstack.contract import ALERT_TRIGGERS
+from mlstack.ct import AuditLog, RunOutcome, TriggerController
 from mlstack.trigger_server import build_server, serve_in_thread
 from tests.support.pipeline import TrainedRegistry
 

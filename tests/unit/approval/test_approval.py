@@ -7,17 +7,28 @@ import pytest
 from mlstack import approval, registry
 from mlstack.approval import ApprovalError
 from mlstack.config import Config
+from mlstack.contract import (
+    APPROVED,
+    APPROVED_BY_ENV,
+    BUILD_TAG_ENV,
+    GATE_FAILED,
+    GATE_PASSED,
+    REJECTED,
+    TAG_APPROVAL,
+    TAG_GATE,
+    approval_value,
+)
 from tests.support.mlflow_store import FileStore
 
 
 @pytest.fixture
 def config(mlflow_store: FileStore, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.delenv("BUILD_TAG", raising=False)
-    monkeypatch.setenv("APPROVED_BY", "carol")
+    monkeypatch.delenv(BUILD_TAG_ENV, raising=False)
+    monkeypatch.setenv(APPROVED_BY_ENV, "carol")
     return mlflow_store.config(**{"gate.require_approval": True})
 
 
-def waiting(store: FileStore, config: Config, gate: str | None = "passed", champion: bool = True) -> str:
+def waiting(store: FileStore, config: Config, gate: str | None = GATE_PASSED, champion: bool = True) -> str:
     """v1 champion (unless not `champion`) and a new version as challenger with its gate tag."""
     client = registry.make_client(config)
     name = config.project.registered_model
@@ -25,7 +36,7 @@ def waiting(store: FileStore, config: Config, gate: str | None = "passed", champ
     if champion:
         registry.move_alias(client, name, config.project.champion_alias, v1, "first")
     if gate is not None:
-        client.set_model_version_tag(name, v2, "gate", gate)
+        client.set_model_version_tag(name, v2, TAG_GATE, gate)
     registry.move_alias(client, name, config.project.challenger_alias, v2, "candidate")
     return v2
 
@@ -38,10 +49,10 @@ def test_approve_promotes_the_challenger_and_records_the_approver(
     client = registry.make_client(config)
     champion = registry.champion_version(client, config)
     assert champion is not None and str(champion.version) == version
-    assert champion.tags["approval"] == "approved:jenkins-approver:carol"
+    assert champion.tags[TAG_APPROVAL] == approval_value(APPROVED, "jenkins-approver:carol")
     last = registry.history(client, config.project.registered_model)[-1]
     assert (last.alias, last.from_version, last.to_version, last.reason, last.by) == (
-        "champion",
+        config.project.champion_alias,
         "1",
         version,
         "approved",
@@ -62,10 +73,10 @@ def test_reject_clears_the_challenger_and_keeps_the_champion(mlflow_store: FileS
     champion = registry.champion_version(client, config)
     assert champion is not None and str(champion.version) == "1"
     tags = client.get_model_version(config.project.registered_model, version).tags
-    assert tags["approval"] == "rejected:jenkins-approver:carol"
+    assert tags[TAG_APPROVAL] == approval_value(REJECTED, "jenkins-approver:carol")
     last = registry.history(client, config.project.registered_model)[-1]
     assert (last.alias, last.from_version, last.to_version, last.reason) == (
-        "challenger",
+        config.project.challenger_alias,
         version,
         None,
         f"v{version} rejected",
@@ -87,22 +98,22 @@ def test_only_the_current_challenger_can_be_decided(
     assert champion is not None and str(champion.version) == "1"  # nothing moved
 
 
-@pytest.mark.parametrize(("gate", "shown"), [("failed", "failed"), (None, "unknown")])
+@pytest.mark.parametrize(("gate", "shown"), [(GATE_FAILED, GATE_FAILED), (None, "unknown")])
 def test_a_challenger_that_did_not_pass_the_gate_is_refused(
     mlflow_store: FileStore, config: Config, gate: str | None, shown: str
 ) -> None:
     version = waiting(mlflow_store, config, gate=gate)
-    with pytest.raises(ApprovalError, match=rf"^v{version} did not pass the gate \(gate={shown}\)$"):
+    with pytest.raises(ApprovalError, match=rf"^v{version} did not pass the gate \({TAG_GATE}={shown}\)$"):
         approval.approve(config, version)
     client = registry.make_client(config)
     challenger = registry.challenger_version(client, config)
-    assert challenger is not None and "approval" not in challenger.tags
+    assert challenger is not None and TAG_APPROVAL not in challenger.tags
 
 
 def test_the_alias_names_come_from_the_config(
     mlflow_store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("APPROVED_BY", "carol")
+    monkeypatch.setenv(APPROVED_BY_ENV, "carol")
     config = mlflow_store.config(**{"project.champion_alias": "prod", "project.challenger_alias": "next"})
     with pytest.raises(ApprovalError, match=r"^v2 is not the next \(it is none\)$"):
         approval.approve(config, "2")

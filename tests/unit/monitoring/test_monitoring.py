@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
-from mlstack import monitoring
+from mlstack.cli import app
 from mlstack.config import REPO_ROOT, Config, load_config
-from mlstack.monitoring import render_monitoring
+from mlstack.monitoring.endpoints import COMPOSE_TARGETS
+from mlstack.monitoring.names import SERVICES
+from mlstack.monitoring.promql import duration
+from mlstack.monitoring.render import render_monitoring
 
 COMMITTED = [
     "prometheus/prometheus.yml",
@@ -20,7 +24,14 @@ COMMITTED = [
     "prometheus/tests/alerts_test.yml",
     "prometheus/tests/recording_test.yml",
     "alertmanager/alertmanager.yml",
+    "grafana/provisioning/datasources/prometheus.yml",
+    "grafana/provisioning/dashboards/dashboards.yml",
+    "grafana/dashboards/predictor.json",
+    "grafana/dashboards/model-quality.json",
+    "grafana/dashboards/platform.json",
 ]
+# Directories holding only rendered files: a file here that the render does not write is stale.
+RENDERED_DIRS = ["prometheus", "alertmanager", "grafana/dashboards", "grafana/provisioning"]
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +62,9 @@ def test_committed_files_equal_a_fresh_compose_render(tmp_path: Path) -> None:
     assert not stale, (
         f"{stale} differ from mlstack.yaml; run `mlstack render monitoring --target compose --out .`"
     )
+    present = {p.relative_to(REPO_ROOT).as_posix() for d in RENDERED_DIRS for p in (REPO_ROOT / d).rglob("*")}
+    extra = sorted(rel for rel in present if (REPO_ROOT / rel).is_file() and rel not in COMMITTED)
+    assert not extra, f"{extra} are not written by the render: remove them or render them"
 
 
 def test_thresholds_come_from_config(tmp_path: Path) -> None:
@@ -119,9 +133,9 @@ def test_runbook_anchors_exist_in_docs() -> None:
 def test_compose_scrapes_every_service_with_a_service_label() -> None:
     prom = _load(REPO_ROOT / "prometheus/prometheus.yml")
     jobs = {j["job_name"]: j for j in prom["scrape_configs"]}
-    assert list(jobs) == list(monitoring.SERVICES)
+    assert list(jobs) == list(SERVICES)
     for name, job in jobs.items():
-        assert job["static_configs"][0]["targets"] == [monitoring.COMPOSE_TARGETS[name]]
+        assert job["static_configs"][0]["targets"] == [COMPOSE_TARGETS[name]]
         assert {"target_label": "service", "replacement": name} in job["relabel_configs"]
     assert jobs["mlflow"]["metrics_path"] == "/metrics"
     assert prom["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
@@ -203,14 +217,19 @@ def test_overrides_replace_targets_and_webhook(tmp_path: Path) -> None:
 
 
 def test_bad_render_arguments_are_rejected(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown monitoring target 'k8s'"):
-        render_monitoring(_config(), "k8s", tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown monitoring target 'nomad'"):
+        render_monitoring(_config(), "nomad", tmp_path)
     with pytest.raises(ValueError, match=r"unknown service\(s\) \['grafana'\]"):
         render_monitoring(_config(), "local", tmp_path, targets={"grafana": "127.0.0.1:3000"})
     with pytest.raises(ValueError, match="compose reads a Docker secret"):
         render_monitoring(_config(), "compose", tmp_path, webhook_token="x")
-    with pytest.raises(ValueError, match="unknown monitoring target"):
-        monitoring.main_render("nomad", str(tmp_path))
+    with pytest.raises(ValueError, match="k8s reads the mlstack-webhook-token Secret"):
+        render_monitoring(_config(), "k8s", tmp_path, webhook_token="x")
+    with pytest.raises(ValueError, match="the k8s target discovers its scrape targets"):
+        render_monitoring(_config(), "k8s", tmp_path, targets={"api": "10.0.0.1:7654"})
+    refused = CliRunner().invoke(app, ["render", "monitoring", "--target", "nomad", "--out", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "'nomad': local | compose | k8s" in refused.output
 
 
 def test_webhook_url_env_is_read_at_render_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,9 +245,10 @@ def test_webhook_url_env_is_read_at_render_time(tmp_path: Path, monkeypatch: pyt
     )
 
 
-def test_main_render_writes_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_render_command_writes_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLSTACK_WEBHOOK_URL", "http://jenkins.internal:8080/generic-webhook-trigger/invoke")
-    monitoring.main_render("compose", str(tmp_path))
+    result = CliRunner().invoke(app, ["render", "monitoring", "--target", "compose", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
     hook = _load(tmp_path / "alertmanager/alertmanager.yml")["receivers"][1]["webhook_configs"][0]
     assert hook["url"] == "http://jenkins.internal:8080/generic-webhook-trigger/invoke"
     assert (tmp_path / "prometheus/rules/alerts.yml").exists()
@@ -238,4 +258,41 @@ def test_main_render_writes_the_target(tmp_path: Path, monkeypatch: pytest.Monke
     ("seconds", "text"), [(0, "0s"), (3, "3s"), (90, "90s"), (300, "5m"), (3600, "1h"), (1.5, "1500ms")]
 )
 def test_duration_strings(seconds: float, text: str) -> None:
-    assert monitoring.duration(seconds) == text
+    assert duration(seconds) == text
+
+
+def test_k8s_target_discovers_scrape_targets_and_keeps_the_rest_of_compose(tmp_path: Path) -> None:
+    """Only target discovery differs from compose: rules, routing, provisioning and dashboards are equal."""
+    compose = render_monitoring(_config(), "compose", tmp_path / "compose")
+    k8s = render_monitoring(_config(), "k8s", tmp_path / "k8s")
+    assert k8s.promtool_tests == ()  # compose's render holds them; the rules are the same files
+    assert [p.relative_to(tmp_path / "k8s").as_posix() for p in k8s.copied] == ["grafana/grafana.ini"]
+    for ours, theirs in [
+        (k8s.recording_rules, compose.recording_rules),
+        (k8s.alert_rules, compose.alert_rules),
+        (k8s.alertmanager_config, compose.alertmanager_config),
+        *zip(k8s.grafana_provisioning, compose.grafana_provisioning, strict=True),
+        *zip(k8s.dashboards, compose.dashboards, strict=True),
+    ]:
+        assert (
+            _load(ours) == _load(theirs) if ours.suffix == ".yml" else ours.read_text() == theirs.read_text()
+        )
+    prom, base = _load(k8s.prometheus_config), _load(compose.prometheus_config)
+    assert {k: v for k, v in prom.items() if k != "scrape_configs"} == {
+        k: v for k, v in base.items() if k != "scrape_configs"
+    }
+    for job in prom["scrape_configs"]:
+        name = job["job_name"]
+        assert "static_configs" not in job
+        assert job["kubernetes_sd_configs"] == [
+            {"role": "endpointslice", "namespaces": {"own_namespace": True}}
+        ]
+        keep, pod, service = job["relabel_configs"]
+        assert keep == {
+            "source_labels": ["__meta_kubernetes_service_name", "__meta_kubernetes_endpointslice_port_name"],
+            "regex": f"{name};http",
+            "action": "keep",
+        }
+        assert pod == {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"}
+        assert service == {"target_label": "service", "replacement": name}
+    assert "&id" not in k8s.prometheus_config.read_text(), "YAML anchors: a discovery block is shared"

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
 
-from mlstack import monitoring
 from mlstack.config import REPO_ROOT, load_config
+from mlstack.monitoring.alerts import alert_specs
+from mlstack.monitoring.dashboards import build_dashboards
+from mlstack.monitoring.recording import recording_rules
 from tests.support.prom import GRAFANA_DIR, annotation_queries, load_dashboards, panel_queries
 
 PROVISIONING = GRAFANA_DIR / "provisioning"
@@ -21,25 +19,9 @@ PROVISIONING = GRAFANA_DIR / "provisioning"
 FOREIGN_METRICS = {"up", "ALERTS", "process_start_time_seconds"}
 
 
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("grafana_generate", GRAFANA_DIR / "generate.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
 def _datasource() -> dict[str, Any]:
     (source,) = yaml.safe_load((PROVISIONING / "datasources/prometheus.yml").read_text())["datasources"]
     return source
-
-
-def test_committed_dashboards_equal_a_fresh_generation(tmp_path: Path) -> None:
-    written = _generator().write_dashboards(tmp_path, load_config(environ={}))
-    assert sorted(p.name for p in written) == sorted(load_dashboards())
-    stale = [p.name for p in written if p.read_text() != (GRAFANA_DIR / "dashboards" / p.name).read_text()]
-    assert not stale, f"{stale} are stale; run `python grafana/generate.py`"
 
 
 def test_three_dashboards_with_unique_uids_and_panel_ids() -> None:
@@ -78,9 +60,7 @@ def test_no_hard_coded_instances_in_queries() -> None:
 
 def test_dashboards_show_every_recording_rule() -> None:
     exprs = " ".join(q.expr for q in panel_queries(load_dashboards()))
-    recorded = [
-        r["record"] for r in monitoring.recording_rules(load_config(environ={}))["groups"][0]["rules"]
-    ]
+    recorded = [r["record"] for r in recording_rules(load_config(environ={}))["groups"][0]["rules"]]
     missing = [name for name in recorded if name not in exprs]
     assert not missing, f"recording rules on no dashboard: {missing}"
 
@@ -89,8 +69,8 @@ def test_queries_and_rules_only_use_catalogued_metrics() -> None:
     """Every mlops_* name in panels and alerts is in docs/metrics.md (the contract)."""
     catalogue = (REPO_ROOT / "docs/metrics.md").read_text()
     texts = [q.expr for q in panel_queries(load_dashboards())]
-    texts += [a.expr for a in monitoring.alert_specs(load_config(environ={}))]
-    texts += [r["expr"] for r in monitoring.recording_rules(load_config(environ={}))["groups"][0]["rules"]]
+    texts += [a.expr for a in alert_specs(load_config(environ={}))]
+    texts += [r["expr"] for r in recording_rules(load_config(environ={}))["groups"][0]["rules"]]
     used = {m for text in texts for m in re.findall(r"(?<![:\w])(mlops_\w+)", text)}
 
     def catalogued(name: str) -> bool:
@@ -106,7 +86,7 @@ def test_panel_thresholds_follow_the_config() -> None:
         environ={},
         overrides={"monitoring.latency_p99_seconds": 0.42, "monitoring.accuracy_floor": 0.61},
     )
-    dashboards = _generator().build_dashboards(cfg)
+    dashboards = build_dashboards(cfg)
 
     def steps(dash: dict[str, Any], title: str) -> list[dict[str, Any]]:
         panel = next(p for p in dash["panels"] if p["title"] == title)

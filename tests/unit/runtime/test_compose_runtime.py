@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mlstack.config import Config, load_config
+from mlstack.contract import COMPOSE_EXCLUDE_ENV as EXCLUDE_ENV
+from mlstack.contract import REQUIRED_SECRETS
 from mlstack.runtime.base import Runtime, RuntimeError_
 from mlstack.runtime.compose import (
-    EXCLUDE_ENV,
-    REQUIRED_SECRETS,
     ComposeRuntime,
     missing_secrets,
     port_env,
