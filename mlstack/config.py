@@ -105,8 +105,10 @@ class PredictionStoreConfig(_Section):
     enabled: bool = True
     url: str | None = None
     queue_size: int = Field(50_000, ge=1)
-    batch_size: int = Field(500, ge=1)
-    flush_interval_s: float = Field(0.2, gt=0)
+    batch_size: int = Field(2000, ge=1)
+    commit_delay_s: float = Field(0.0, ge=0, le=1)
+    commit_timeout_s: float = Field(5.0, gt=0)
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
 
 
 class ExporterConfig(_Section):

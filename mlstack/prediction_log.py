@@ -1,47 +1,121 @@
-"""The prediction-log writer: a bounded in-memory buffer drained to the prediction store in batches."""
+"""The prediction-log writer: group commit, so a prediction is acknowledged only once it is stored.
+
+A request hands its rows (`PredictionRows`) to the writer and waits. One background thread takes
+whatever is waiting, whole requests at a time up to `batch_size` rows, writes it in one transaction
+and commits; then it wakes every request of that transaction. Concurrent requests therefore share
+commits: under load each transaction carries the rows that arrived while the previous one was
+committing, so the commit rate adapts to the store instead of to the request rate.
+
+Refusals are immediate and explicit (`LogRefused`, which the predictor turns into 503 with
+Retry-After): when the rows waiting would exceed `queue_size` (bounded memory), while the store is
+failing (after a failed commit, for a backoff period that doubles up to `retry_max_s`), when the
+commit does not come within the caller's timeout, and after `close()`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Literal
 
-from mlstack.store import PredictionRecord, PredictionStore
+from mlstack.store import LogAppender, PredictionRows, PredictionStore, SqliteSynchronous
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two "buffer full" log lines; every drop is counted regardless.
-DROP_LOG_INTERVAL_S = 10.0
+RefusalReason = Literal["full", "store_unavailable", "timeout", "closed"]
+REFUSAL_REASONS: tuple[RefusalReason, ...] = ("full", "store_unavailable", "timeout", "closed")
+#: Seconds between two log lines about refusals of the same reason; every refusal is counted.
+REFUSAL_LOG_INTERVAL_S = 10.0
+
+
+class LogRefused(Exception):
+    """The rows were not stored and must not be acknowledged; retry after `retry_after_s`."""
+
+    def __init__(self, reason: RefusalReason, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retry_after(self) -> str:
+        """The Retry-After header value: whole seconds, at least 1."""
+        return str(max(1, math.ceil(self.retry_after_s)))
 
 
 @dataclass(frozen=True)
 class WriterStats:
-    """A snapshot of the writer's counters, for metrics and tests."""
+    """A snapshot of the writer's counters, for tests and the shutdown log line."""
 
     depth: int
     written: int
-    dropped: int
+    commits: int
     write_errors: int
+    refused: int
+
+
+class WriterHooks:
+    """What the writer reports as it goes (the predictor wires these to Prometheus metrics)."""
+
+    def committed(self, rows: int, seconds: float) -> None:
+        """A transaction of `rows` rows committed in `seconds`."""
+
+    def failed(self) -> None:
+        """A transaction failed (rolled back)."""
+
+    def refused(self, reason: RefusalReason, rows: int) -> None:
+        """`rows` predictions were refused."""
+
+    def depth(self, rows: int) -> None:
+        """Rows waiting for their commit now."""
+
+
+@dataclass
+class _Waiting:
+    """One request's rows and how to tell it the outcome."""
+
+    rows: PredictionRows
+    future: asyncio.Future[None] | Future[None]
+    loop: asyncio.AbstractEventLoop | None  # None: a concurrent.futures.Future (threads)
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+def _settle(items: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    """Runs on the event loop: resolve the futures of one commit (skipping timed-out ones)."""
+    for future, error in items:
+        if not future.done():
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
 
 class PredictionLogWriter:
-    """Buffers prediction records and commits them to the store from one background thread.
-
-    `submit` is called on the request path and costs a deque append: no lock, no I/O. A full
-    buffer drops the record, counts it and logs (rate-limited). The thread commits a batch when
-    `batch_size` records are waiting or `flush_interval_s` has passed; a failed commit is
-    counted and retried with exponential backoff while the records stay buffered. `close`
-    drains the buffer (graceful shutdown).
+    """Writes prediction rows to the store with group commit; callers await their rows' commit.
 
     Args:
-        store: where records go.
-        queue_size: most records held in memory (including a batch being retried).
-        batch_size: most records per transaction.
-        flush_interval_s: longest time a record waits before its batch is committed.
-        retry_initial_s / retry_max_s: backoff after a failed commit.
+        store: where rows go.
+        queue_size: most rows waiting for a commit (including the transaction in flight); a request
+            that would exceed it is refused, so memory stays bounded however many clients wait.
+        batch_size: most rows per transaction; a request's rows are never split, so one request
+            larger than this is a transaction of its own.
+        commit_delay_s: after taking the first waiting request, how long the writer may wait for
+            more rows before committing (0: commit at once; groups still form while a commit runs).
+        retry_initial_s / retry_max_s: how long requests are refused after a failed commit,
+            doubling per consecutive failure.
+        synchronous / busy_timeout_s: SQLite durability and lock wait (see `LogAppender`).
     """
 
     def __init__(
@@ -49,156 +123,255 @@ class PredictionLogWriter:
         store: PredictionStore,
         queue_size: int,
         batch_size: int,
-        flush_interval_s: float,
-        retry_initial_s: float = 0.1,
+        commit_delay_s: float = 0.0,
+        retry_initial_s: float = 0.5,
         retry_max_s: float = 5.0,
+        synchronous: SqliteSynchronous = "normal",
+        busy_timeout_s: float = 5.0,
+        hooks: WriterHooks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.queue_size = queue_size
         self.batch_size = batch_size
-        self.flush_interval_s = flush_interval_s
+        self.commit_delay_s = commit_delay_s
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
+        self.hooks = hooks or WriterHooks()
         self._clock = clock
-        # Appended by request handlers, popped by the writer thread: deque ops are atomic.
-        self._buffer: deque[PredictionRecord] = deque()
-        self._batch: list[PredictionRecord] = []
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._progress = threading.Condition()
+        self._appender = LogAppender(store, synchronous, busy_timeout_s)
+        self._cond = threading.Condition(threading.Lock())
+        self._waiting: deque[_Waiting] = deque()
+        self._pending_rows = 0  # waiting + in the transaction being written (under _cond)
+        self._accepting = False
+        self._stopping = False
         self._thread: threading.Thread | None = None
-        self._submitted = 0  # only the submitting (event-loop) thread writes these two
-        self._dropped = 0
-        self._refused = 0  # requests refused by has_room (event-loop thread only)
-        self._processed = 0  # only the writer thread writes these two
+        self._down_until = float("-inf")  # refuse until then: the last commit failed
+        self._backoff = retry_initial_s
+        self._last_error = ""
         self._written = 0
+        self._commits = 0
         self._write_errors = 0
-        self._last_drop_log = float("-inf")
-        self._schema_ready = False
+        self._refused = 0
+        self._last_refusal_log: dict[RefusalReason, float] = {}
 
     # -- request path -------------------------------------------------------------------------
 
-    def has_room(self, count: int) -> bool:
-        """Whether `count` more records fit in the buffer.
+    async def write(self, rows: PredictionRows, timeout: float) -> None:
+        """Hand `rows` to the writer and return once their transaction committed.
 
-        The predictor asks before it predicts and answers 503 when not, so a request is refused
-        rather than acknowledged and then dropped: acknowledged predictions are only ever lost to
-        a crash. Only the event-loop thread submits, so nothing can take the room in between.
+        Raises:
+            LogRefused: the rows are not (known to be) stored; answer 503 with `retry_after`.
         """
-        if len(self._buffer) + len(self._batch) + count <= self.queue_size:
-            return True
-        self._refused += 1
-        now = self._clock()
-        if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
-            self._last_drop_log = now
-            log.error(
-                "prediction log buffer full (%d records): refusing predictions (503), %d refused so far; "
-                "is the prediction store reachable?",
-                self.queue_size,
-                self._refused,
-            )
-        return False
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._enqueue(_Waiting(rows, future, loop))
+        expiry = loop.call_later(timeout, _expire, future)  # cheaper than asyncio.wait_for
+        try:
+            await future
+        except TimeoutError:
+            # Still queued or being written: it may yet be stored, but it is not acknowledged.
+            raise self._refuse(
+                "timeout", len(rows), f"the prediction store did not commit within {timeout:g}s", timeout
+            ) from None
+        finally:
+            expiry.cancel()
 
-    def submit(self, record: PredictionRecord) -> bool:
-        """Buffer one record; False (counted, logged) when the buffer is full."""
-        if len(self._buffer) + len(self._batch) >= self.queue_size:
-            self._dropped += 1
-            now = self._clock()
-            if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
-                self._last_drop_log = now
-                log.error(
-                    "prediction log buffer full (%d records): dropping records, %d dropped so far; "
-                    "is the prediction store reachable?",
-                    self.queue_size,
-                    self._dropped,
+    def write_sync(self, rows: PredictionRows, timeout: float) -> None:
+        """`write` for threads without an event loop (tools, tests)."""
+        future: Future[None] = Future()
+        self._enqueue(_Waiting(rows, future, None))
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            raise self._refuse(
+                "timeout", len(rows), f"the prediction store did not commit within {timeout:g}s", timeout
+            ) from None
+
+    def _enqueue(self, item: _Waiting) -> None:
+        count = len(item.rows)
+        with self._cond:
+            if not self._accepting:
+                refusal: tuple[RefusalReason, str, float] | None = (
+                    "closed",
+                    "the prediction log is not running (starting or shutting down)",
+                    1.0,
                 )
-            return False
-        self._buffer.append(record)
-        self._submitted += 1
-        if len(self._buffer) >= self.batch_size:
-            self._wake.set()
-        return True
+            elif (wait := self._down_until - self._clock()) > 0:
+                refusal = (
+                    "store_unavailable",
+                    f"the prediction store is unavailable ({self._last_error})",
+                    wait,
+                )
+            elif self._pending_rows + count > self.queue_size:
+                refusal = (
+                    "full",
+                    f"{self._pending_rows} predictions are waiting for the prediction store "
+                    f"(prediction_store.queue_size={self.queue_size})",
+                    1.0,
+                )
+            else:
+                refusal = None
+                self._waiting.append(item)
+                self._pending_rows += count
+                self._cond.notify()
+        if refusal is not None:
+            raise self._refuse(refusal[0], count, refusal[1], refusal[2])
+        self.hooks.depth(self._pending_rows)
+
+    def _refuse(self, reason: RefusalReason, rows: int, message: str, retry_after_s: float) -> LogRefused:
+        self._refused += rows
+        self.hooks.refused(reason, rows)
+        now = self._clock()
+        if now - self._last_refusal_log.get(reason, float("-inf")) >= REFUSAL_LOG_INTERVAL_S:
+            self._last_refusal_log[reason] = now
+            log.error(
+                "prediction log: refusing predictions (503): %s; %d refused so far", message, self._refused
+            )
+        return LogRefused(reason, f"{message}; nothing was stored, retry later", retry_after_s)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the writer thread (it creates the tables on its first commit)."""
+        """Start the writer thread and accept rows."""
         if self._thread is not None:
             return
-        self._stop.clear()
+        with self._cond:
+            self._stopping = False
+            self._accepting = True
         self._thread = threading.Thread(target=self._run, name="prediction-log-writer", daemon=True)
         self._thread.start()
 
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything submitted so far is committed (or dropped); False on timeout."""
-        target = self._submitted
-        deadline = self._clock() + timeout
-        self._wake.set()
-        with self._progress:
-            while self._processed < target:
-                remaining = deadline - self._clock()
-                if remaining <= 0 or self._thread is None or not self._thread.is_alive():
-                    return self._processed >= target
-                self._wake.set()
-                self._progress.wait(min(remaining, 0.05))
-        return True
-
     def close(self, timeout: float = 10.0) -> None:
-        """Drain the buffer within `timeout` seconds, then stop the thread; leftovers are logged."""
-        if self._thread is None:
-            return
-        self.flush(timeout)
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=max(1.0, self.retry_max_s))
-        self._thread = None
-        left = len(self._buffer) + len(self._batch)
+        """Stop accepting, commit what is waiting (for up to `timeout` s), stop the thread."""
+        with self._cond:
+            self._accepting = False
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("prediction log: the writer did not finish within %.0fs", timeout)
+            self._thread = None
+        # Whatever is still waiting was never committed: its requests get a refusal, not an ack.
+        with self._cond:
+            left = list(self._waiting)
+            self._waiting.clear()
         if left:
-            log.error("prediction log closed with %d records not written (store unavailable)", left)
+            self._settle_all(left, LogRefused("closed", "the prediction log closed before the commit"))
+        self._appender.close()
 
     @property
     def pending(self) -> int:
-        """Records buffered or being written."""
-        return len(self._buffer) + len(self._batch)
+        """Rows waiting for their commit (including the transaction being written)."""
+        return self._pending_rows
 
     def stats(self) -> WriterStats:
-        return WriterStats(self.pending, self._written, self._dropped, self._write_errors)
+        return WriterStats(
+            self._pending_rows, self._written, self._commits, self._write_errors, self._refused
+        )
 
     # -- writer thread ------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if len(self._buffer) < self.batch_size:
-                # Let a partial batch fill up for at most one flush interval (flush() wakes us early).
-                self._wake.wait(self.flush_interval_s)
-                self._wake.clear()
-            while len(self._batch) < self.batch_size and self._buffer:
-                self._batch.append(self._buffer.popleft())
-            if self._batch:
-                self._commit_batch()
+    def _take(self) -> list[_Waiting] | None:
+        """Wait for rows; return whole requests up to `batch_size` rows (None: stop)."""
+        with self._cond:
+            while not self._waiting:
+                if self._stopping:
+                    return None
+                self._cond.wait()
+            if self.commit_delay_s > 0 and not self._stopping:
+                deadline = self._clock() + self.commit_delay_s
+                while (
+                    sum(len(w.rows) for w in self._waiting) < self.batch_size
+                    and (remaining := deadline - self._clock()) > 0
+                    and not self._stopping
+                ):
+                    self._cond.wait(remaining)
+            group = [self._waiting.popleft()]
+            rows = len(group[0].rows)
+            while self._waiting and rows + len(self._waiting[0].rows) <= self.batch_size:
+                item = self._waiting.popleft()
+                rows += len(item.rows)
+                group.append(item)
+            return group
 
-    def _commit_batch(self) -> None:
-        delay = self.retry_initial_s
-        while True:
+    def _run(self) -> None:
+        while (group := self._take()) is not None:
+            self._commit(group)
+
+    def _commit(self, group: list[_Waiting]) -> None:
+        rows = sum(len(item.rows) for item in group)
+        self.hooks.depth(self._pending_rows)
+        started = time.perf_counter()
+        error: BaseException | None = None
+        for attempt in (1, 2):
+            reused = self._appender.connected
             try:
-                if not self._schema_ready:
-                    self.store.create_schema()
-                    self._schema_ready = True
-                self._written += self.store.append_predictions(self._batch)
+                self._written += self._appender.append([item.rows for item in group])
+                error = None
                 break
-            except Exception as exc:  # any DB error: keep the records and retry
-                self._write_errors += 1
-                log.warning(
-                    "prediction log: writing %d records failed (%s); retrying in %.1fs",
-                    len(self._batch),
-                    exc,
-                    delay,
-                )
-                if self._stop.wait(delay):
-                    return  # closing: close() reports what is left
-                delay = min(delay * 2, self.retry_max_s)
-        with self._progress:
-            self._processed += len(self._batch)
-            self._batch = []
-            self._progress.notify_all()
+            except Exception as exc:  # any DB error: nothing of this transaction is stored
+                error = exc
+                # A pooled connection the server dropped (restart) fails once: retry on a fresh one.
+                if not (reused and attempt == 1):
+                    break
+        if error is None:
+            self._commits += 1
+            self._backoff = self.retry_initial_s
+            self.hooks.committed(rows, time.perf_counter() - started)
+            self._settle_all(group, None)
+        else:
+            self._write_errors += 1
+            self.hooks.failed()
+            with self._cond:
+                self._last_error = _short(error)
+                self._down_until = self._clock() + self._backoff
+                backoff = self._backoff
+                self._backoff = min(self._backoff * 2, self.retry_max_s)
+                # Requests queued behind the failed transaction would meet the same store: refuse them too.
+                group.extend(self._waiting)
+                self._waiting.clear()
+            failed_rows = sum(len(item.rows) for item in group)
+            log.warning(
+                "prediction log: a commit of %d rows failed (%s); refusing predictions for %.1fs",
+                rows,
+                self._last_error,
+                backoff,
+            )
+            self._refused += failed_rows
+            self.hooks.refused("store_unavailable", failed_rows)
+            self._settle_all(
+                group,
+                LogRefused(
+                    "store_unavailable",
+                    f"the prediction store is unavailable ({self._last_error}); "
+                    "nothing was stored, retry later",
+                    backoff,
+                ),
+            )
+        with self._cond:
+            self._pending_rows -= sum(len(item.rows) for item in group)
+        self.hooks.depth(self._pending_rows)
+
+    def _settle_all(self, items: list[_Waiting], error: BaseException | None) -> None:
+        """Tell each request its outcome: one wake-up per event loop, not one per request."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
+        for item in items:
+            if item.loop is None:
+                future = item.future
+                if not future.done():
+                    if error is None:
+                        future.set_result(None)
+                    else:
+                        future.set_exception(error)
+            else:
+                by_loop.setdefault(item.loop, []).append((item.future, error))  # type: ignore[arg-type]
+        for loop, settled in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a closed loop (shutdown): nobody waits any more
+                loop.call_soon_threadsafe(_settle, settled)
+
+
+def _short(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]

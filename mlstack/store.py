@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain, repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import pandas as pd
@@ -39,14 +42,19 @@ feedback = sa.Table(
 _PREDICTION_COLUMNS = tuple(column.name for column in predictions.columns)
 #: 7 columns x 500 rows stays far below SQLite's limit of 32766 bound parameters per statement.
 SQLITE_ROWS_PER_STATEMENT = 500
+SqliteSynchronous = Literal["normal", "full"]
 
 
-def _sqlite_insert_ignore(rows: int) -> str:
+@lru_cache(maxsize=8)
+def _sqlite_insert(rows: int) -> str:
     placeholders = "(" + ",".join("?" * len(_PREDICTION_COLUMNS)) + ")"
     return (
-        f"INSERT OR IGNORE INTO predictions ({','.join(_PREDICTION_COLUMNS)}) "
-        f"VALUES {','.join([placeholders] * rows)}"
+        f"INSERT INTO predictions ({','.join(_PREDICTION_COLUMNS)}) VALUES {','.join([placeholders] * rows)}"
     )
+
+
+_SCHEMA_LOCK_KEY = 0x6D6C737461636B  # "mlstack": the advisory lock around schema creation
+_POSTGRES_COPY = f"COPY predictions ({','.join(_PREDICTION_COLUMNS)}) FROM STDIN"
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,177 @@ class PredictionRecord:
         }
 
 
+@dataclass(frozen=True)
+class PredictionRows:
+    """One request's predictions, column by column: the unit the prediction log writes and acknowledges.
+
+    Column-wise so that turning a request into rows costs no per-row Python objects on the request
+    path; the writer serialises the JSON columns in bulk.
+    """
+
+    ids: Sequence[str]
+    ts: float
+    model_name: str
+    model_version: str
+    features: Sequence[Mapping[str, Any]]  # the instances as sent
+    labels: Sequence[int]
+    probabilities: Sequence[Sequence[float]]  # class order
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def from_records(cls, records: Sequence[PredictionRecord]) -> list[PredictionRows]:
+        """One single-row group per record (tests and tools that build records one by one)."""
+        return [
+            cls([r.id], r.ts, r.model_name, r.model_version, [r.features], [r.prediction], [r.probabilities])
+            for r in records
+        ]
+
+    def json_columns(self) -> tuple[list[str], list[str]]:
+        """The `features` and `probabilities` columns as JSON text (orjson, mapped in C)."""
+        features = list(map(bytes.decode, map(_dumps, self.features)))
+        probabilities = list(map(bytes.decode, map(_dumps, self.probabilities)))
+        return features, probabilities
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_NUMPY)
+
+
+def _copy_escape(text: str) -> str:
+    """COPY text-format escaping for free text (model name and version)."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+class LogAppender:
+    """The prediction-log writer's own connection: every `append` is one committed transaction.
+
+    SQLite: one multi-row INSERT per 500 rows (the sqlite3 module releases the GIL per statement
+    step, so one step per chunk keeps the event loop running while SQLite works), WAL journal.
+    PostgreSQL: one COPY per transaction. Ids are random 128-bit values, so a plain INSERT/COPY is
+    enough: a transaction that failed is rolled back whole and its requests were refused, never
+    retried under the same ids. Any error closes the connection; the next append opens a new one.
+    """
+
+    def __init__(
+        self, store: PredictionStore, synchronous: SqliteSynchronous = "normal", busy_timeout_s: float = 5.0
+    ):
+        self.store = store
+        self.synchronous = synchronous
+        self.busy_timeout_s = busy_timeout_s
+        self.dialect = store.engine.dialect.name
+        self._conn: Any = None
+        self._schema_ready = False
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    def _connect(self) -> Any:
+        if not self._schema_ready:  # the store may have been down when the predictor started
+            self.store.create_schema()
+            self._schema_ready = True
+        conn = self.store.engine.raw_connection()
+        if self.dialect == "sqlite":
+            cursor = conn.cursor()
+            cursor.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
+            cursor.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            cursor.close()
+        return conn
+
+    def append(self, groups: Sequence[PredictionRows]) -> int:
+        """Write `groups` in one transaction and commit; returns the rows written.
+
+        Raises:
+            Exception: whatever the driver raised; nothing of `groups` is stored then.
+        """
+        if self._conn is None:
+            self._conn = self._connect()
+        conn = self._conn
+        try:
+            cursor = conn.cursor()
+            written = (
+                self._sqlite(cursor, groups) if self.dialect == "sqlite" else self._postgres(cursor, groups)
+            )
+            cursor.close()
+            conn.commit()
+        except BaseException:
+            self.close(broken=True)
+            raise
+        return written
+
+    @staticmethod
+    def _columns(groups: Sequence[PredictionRows]) -> tuple[list[Any], ...]:
+        ids: list[str] = []
+        ts: list[float] = []
+        names: list[str] = []
+        versions: list[str] = []
+        features: list[str] = []
+        labels: list[int] = []
+        probabilities: list[str] = []
+        for group in groups:
+            count = len(group)
+            ids.extend(group.ids)
+            ts.extend(repeat(group.ts, count))
+            names.extend(repeat(group.model_name, count))
+            versions.extend(repeat(group.model_version, count))
+            feature_json, probability_json = group.json_columns()
+            features.extend(feature_json)
+            labels.extend(group.labels)
+            probabilities.extend(probability_json)
+        return ids, ts, names, versions, features, labels, probabilities
+
+    def _sqlite(self, cursor: Any, groups: Sequence[PredictionRows]) -> int:
+        rows = list(zip(*self._columns(groups), strict=True))
+        for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+            chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+            cursor.execute(_sqlite_insert(len(chunk)), tuple(chain.from_iterable(chunk)))
+        return len(rows)
+
+    def _postgres(self, cursor: Any, groups: Sequence[PredictionRows]) -> int:
+        parts = []
+        rows = 0
+        for group in groups:
+            count = len(group)
+            features, probabilities = group.json_columns()
+            # orjson escapes control characters inside JSON strings: backslashes are all COPY needs.
+            if any("\\" in text for text in features):
+                features = [text.replace("\\", "\\\\") for text in features]
+            rows += count
+            parts.append(
+                "\n".join(
+                    map(
+                        "\t".join,
+                        zip(
+                            group.ids,
+                            repeat(repr(float(group.ts)), count),
+                            repeat(_copy_escape(group.model_name), count),
+                            repeat(_copy_escape(group.model_version), count),
+                            features,
+                            map(str, group.labels),
+                            probabilities,
+                            strict=True,
+                        ),
+                    )
+                )
+            )
+        cursor.copy_expert(_POSTGRES_COPY, io.StringIO("\n".join(parts) + "\n"))
+        return rows
+
+    def close(self, broken: bool = False) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if broken:
+                conn.invalidate()  # a broken connection must not go back to the pool
+            else:
+                conn.close()
+        except Exception:  # noqa: S110 - closing a connection that already failed
+            pass
+
+
 def _normalise_url(url: str) -> str:
     # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the lock and the images ship psycopg2.
     if url.startswith(("postgresql://", "postgres://")):
@@ -97,7 +276,12 @@ class PredictionStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        connect_args = {"timeout": 30, "check_same_thread": False} if url.startswith("sqlite") else {}
+        # Fail fast on an unreachable PostgreSQL host: the log writer answers 503 meanwhile.
+        connect_args: dict[str, Any] = (
+            {"timeout": 30, "check_same_thread": False}
+            if url.startswith("sqlite")
+            else {"connect_timeout": 5}
+        )
         self.engine = sa.create_engine(
             _normalise_url(url), pool_pre_ping=True, connect_args=connect_args, future=True
         )
@@ -105,8 +289,12 @@ class PredictionStore:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def create_schema(self) -> None:
-        """Create the tables if they do not exist."""
-        metadata.create_all(self.engine)
+        """Create the tables if they do not exist (safe when several predictor workers start at once)."""
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
+                # Concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalog: serialise.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+            metadata.create_all(conn)
 
     def insert_predictions(self, records: Sequence[PredictionRecord]) -> int:
         """Insert a batch in one transaction, ignoring ids already stored (idempotent retries)."""
@@ -124,25 +312,6 @@ class PredictionStore:
             if fresh:
                 conn.execute(predictions.insert(), fresh)
         return len(fresh)
-
-    def append_predictions(self, records: Sequence[PredictionRecord]) -> int:
-        """Like `insert_predictions`, but SQLite gets one multi-row INSERT per chunk, not one per row.
-
-        The predictor's log writer thread uses this. The sqlite3 module releases and re-takes the
-        GIL on every statement step; per-row steps make the writer thread stall the event loop
-        hundreds of times per batch (the convoy effect), one step per chunk does not.
-        """
-        if not records or self.engine.dialect.name != "sqlite":
-            return self.insert_predictions(records)
-        rows = [r.as_row() for r in records]
-        written = 0
-        with self.engine.begin() as conn:
-            for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-                chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
-                params = tuple(row[column] for row in chunk for column in _PREDICTION_COLUMNS)
-                result = conn.exec_driver_sql(_sqlite_insert_ignore(len(chunk)), params)
-                written += max(result.rowcount, 0)
-        return written
 
     def add_feedback(self, prediction_id: str, true_label: int, ts: float) -> bool:
         """Record ground truth for a logged prediction; False when the prediction is unknown."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import secrets
 import time
 from datetime import UTC, datetime
 from importlib import resources
@@ -13,12 +12,13 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
-from mlstack.store import PredictionRecord
+from mlstack.prediction_log import LogRefused
+from mlstack_api.predictions import score
 from mlstack_api.state import ApiState
 from mlstack_api.validation import RequestError, decode_json, parse_instances
 
@@ -29,7 +29,6 @@ feedback_bearer = HTTPBearer(
     scheme_name="FeedbackToken",
     description=f"the feedback token in ${FEEDBACK_TOKEN_ENV} (labels are training data)",
 )
-FEEDBACK_FLUSH_TIMEOUT_S = 2.0
 JSON = "application/json"
 
 
@@ -115,38 +114,18 @@ async def predict(request: Request) -> Response:
         instances, matrix = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
+    scored = score(model, matrix)
     writer = state.writer
-    if writer is not None and not writer.has_room(len(instances)):
-        # Refuse rather than acknowledge a prediction the log could not keep.
-        return _error(
-            503,
-            "the prediction log is full (is the prediction store reachable?); retry later",
-            headers={"Retry-After": "1"},
-        )
-    probabilities = model.predict_proba(matrix)
-    winners = probabilities.argmax(axis=1).tolist()
-    rows = probabilities.tolist()
-    labels, names = model.class_labels, model.class_names
-    now = time.time()
-    predictions = []
-    for instance, winner, row in zip(instances, winners, rows, strict=True):
-        prediction_id = secrets.token_hex(16)
-        label = labels[winner]
-        predictions.append(
-            {
-                "id": prediction_id,
-                "label": label,
-                "class_name": names[winner],
-                "probabilities": dict(zip(names, row, strict=True)),
-            }
-        )
-        if writer is not None:
-            writer.submit(
-                PredictionRecord(prediction_id, now, model.name, model.version, instance, label, row)
+    if writer is not None:
+        try:  # acknowledged means stored: answer only once the rows' transaction committed
+            await writer.write(
+                scored.log_rows(model, instances), state.config.prediction_store.commit_timeout_s
             )
+        except LogRefused as refused:
+            return _error(503, refused.message, headers={"Retry-After": refused.retry_after})
     request.state.model_version = model.version
-    state.metrics.observe_predictions(model.version, (p["class_name"] for p in predictions), len(rows))
-    return _json({"predictions": predictions, "model": model.info()})
+    state.metrics.observe_predictions(model, scored.class_counts(len(model.class_names)))
+    return _json({"predictions": scored.response_items(model), "model": model.info()})
 
 
 class Refused(Exception):
@@ -220,11 +199,8 @@ def feedback(body: FeedbackRequest, request: Request) -> Response:
             422, f"true_label {body.true_label} is not a class label; expected one of {known}", "true_label"
         )
     try:
+        # Every acknowledged prediction is committed already: no buffer to look in.
         found = state.store.add_feedback(body.prediction_id, body.true_label, time.time())
-        if not found and state.writer is not None and state.writer.pending:
-            # The prediction may still be in the log buffer: flush it, then look again.
-            state.writer.flush(FEEDBACK_FLUSH_TIMEOUT_S)
-            found = state.store.add_feedback(body.prediction_id, body.true_label, time.time())
     except Exception as exc:  # the store is down: the client may retry
         return _error(503, f"prediction store unavailable: {type(exc).__name__}")
     if not found:
@@ -323,7 +299,7 @@ async def admin_reload(
     responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
 )
 async def metrics(request: Request) -> Response:
-    return Response(generate_latest(_state(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(_state(request).metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 _FORM = resources.files("mlstack_api").joinpath("static/index.html")

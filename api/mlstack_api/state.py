@@ -51,7 +51,7 @@ class ApiState:
     feedback_token: str | None = None
 
     def __post_init__(self) -> None:
-        self.metrics = ApiMetrics(lambda: self.writer)
+        self.metrics = ApiMetrics()
         if self.fixed_model is not None:
             self.metrics.model_loaded(self.fixed_model)
 
@@ -79,9 +79,15 @@ class ApiState:
         try:
             self.store.create_schema()
         except Exception as exc:  # the store may come up later: the writer retries
-            log.warning("prediction store not available yet (%s); predictions stay buffered", exc)
+            log.warning("prediction store not available yet (%s); predictions get 503 until it is", exc)
         self.writer = PredictionLogWriter(
-            self.store, settings.queue_size, settings.batch_size, settings.flush_interval_s
+            self.store,
+            queue_size=settings.queue_size,
+            batch_size=settings.batch_size,
+            commit_delay_s=settings.commit_delay_s,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_s=settings.commit_timeout_s,
+            hooks=self.metrics,
         )
         self.writer.start()
 
@@ -116,11 +122,12 @@ class ApiState:
             self.writer.close(SHUTDOWN_FLUSH_TIMEOUT_S)
             stats = self.writer.stats()
             log.info(
-                "prediction log closed: %d written, %d dropped, %d write errors, %d left",
+                "prediction log closed: %d predictions in %d commits, %d failed commits, %d refused",
                 stats.written,
-                stats.dropped,
+                stats.commits,
                 stats.write_errors,
-                stats.depth,
+                stats.refused,
             )
         if self.store is not None:
             self.store.dispose()
+        self.metrics.close()

@@ -43,7 +43,7 @@ ACCURACY_FOR_S = 600
 CHAMPION_STALE_FOR_S = 3600
 EXPORTER_FAILING_FOR_S = 600
 EXPORTER_STALE_FOR_S = 60
-LOG_DROPPING_FOR_S = 0
+LOG_REFUSING_FOR_S = 0
 # A CT alert keeps firing this long after its condition clears, so a flapping signal stays one alert.
 CT_KEEP_FIRING_S = 600
 
@@ -372,22 +372,23 @@ def exporter_stale(mon: MonitoringConfig) -> AlertSpec:
     )
 
 
-def prediction_log_dropping(mon: MonitoringConfig) -> AlertSpec:
-    """The predictor dropped prediction-log records (drift and accuracy see fewer rows)."""
+def prediction_log_refusing(mon: MonitoringConfig) -> AlertSpec:
+    """The predictor refused predictions (503) because the prediction log could not store them."""
+    refused = API | {"reason": "store_unavailable"}
     return AlertSpec(
-        name="PredictionLogDropping",
-        expr="increase(mlops_prediction_log_dropped_total[5m]) > 0",
-        for_s=LOG_DROPPING_FOR_S,
+        name="PredictionLogRefusing",
+        expr="increase(mlops_prediction_log_refused_total[5m]) > 0",
+        for_s=LOG_REFUSING_FOR_S,
         severity="warning",
-        summary="predictor drops prediction-log records",
+        summary="the prediction log cannot store predictions, they get 503 ({{ $labels.reason }})",
         description=(
-            f"{VALUE} prediction records were dropped in 5 minutes (buffer full); drift and live "
-            "accuracy are computed on what remains."
+            f"{VALUE} predictions were refused with 503 in 5 minutes because the prediction store "
+            "could not commit them (reason {{ $labels.reason }}); clients must retry."
         ),
-        runbook=_runbook("predictionlogdropping"),
+        runbook=_runbook("predictionlogrefusing"),
         cases=[
-            fires([("mlops_prediction_log_dropped_total", API, "0+60x10")], API, 300.0, 600),
-            quiet([("mlops_prediction_log_dropped_total", API, "7x10")], 600),
+            fires([("mlops_prediction_log_refused_total", refused, "0+60x10")], refused, 300.0, 600),
+            quiet([("mlops_prediction_log_refused_total", API | {"reason": "full"}, "7x10")], 600),
         ],
     )
 
@@ -401,7 +402,7 @@ ALERTS: tuple[Callable[[MonitoringConfig], AlertSpec], ...] = (
     champion_stale,
     exporter_refresh_failing,
     exporter_stale,
-    prediction_log_dropping,
+    prediction_log_refusing,
 )
 
 

@@ -265,7 +265,10 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
                 "Prediction log",
                 Query("mlops_prediction_log_queue_depth", "queue depth"),
                 Query(f"rate(mlops_prediction_log_written_total[{RATE}])", "written/s"),
-                Query(f"rate(mlops_prediction_log_dropped_total[{RATE}])", "dropped/s"),
+                Query(
+                    f"sum by (reason) (rate(mlops_prediction_log_refused_total[{RATE}]))",
+                    "refused/s {{reason}}",
+                ),
                 unit="short",
             ),
             series(

@@ -7,10 +7,8 @@ never touches the e2e test's stack or a developer's; images, stand-ins and helpe
 
 from __future__ import annotations
 
-import math
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -28,26 +26,21 @@ from tests.e2e.test_docker_e2e import (
     instances,
     served_version,
 )
-from tests.support.compose import DOCKER_SCAFFOLDING, require_docker_engine, write_env_file
-from tests.support.exporter import metric_samples, sample_value
+from tests.support.compose import build_standins, require_docker_engine, write_env_file
+from tests.support.metrics import sample_value, scrape
 from tests.support.net import free_port, wait_until
 from tests.support.traffic import Traffic, record_numbers
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
 
 PROJECT = "mlstack-faults"
-FLUSH_INTERVAL_S = 0.2  # prediction_store.flush_interval_s in the images' mlstack.yaml
-SLACK_S = 0.3  # commit time plus the docker-proxy hop on a loaded machine
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The compose stack (no Grafana, no Jenkins) with a trained champion v1 being served."""
     require_docker_engine()
-    built = subprocess.run(
-        ["bash", str(DOCKER_SCAFFOLDING / "build-standins.sh")], capture_output=True, text=True, check=False
-    )
-    assert built.returncode == 0, f"stand-in images failed to build:\n{built.stderr[-4000:]}"
+    build_standins()
     ports = {
         name: free_port() for name in ("mlflow", "api", "exporter", "prometheus", "alertmanager", "grafana")
     }
@@ -86,13 +79,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def api_metric(stack: Stack, name: str, **labels: str) -> float:
-    samples = metric_samples(requests.get(f"{stack.urls['api']}/metrics", timeout=5).text)
-    return sample_value(samples, name, **labels) or 0.0
+    return sample_value(scrape(stack.urls["api"]), name, **labels) or 0.0
 
 
 def exporter_metric(stack: Stack, name: str, **labels: str) -> float | None:
-    samples = metric_samples(requests.get(f"{stack.urls['exporter']}/metrics", timeout=5).text)
-    return sample_value(samples, name, **labels)
+    return sample_value(scrape(stack.urls["exporter"]), name, **labels)
 
 
 def test_mlflow_container_down_the_predictor_keeps_serving(stack: Stack) -> None:
@@ -171,14 +162,14 @@ def stored_ids(stack: Stack) -> set[str]:
         return {row[0] for row in cur.fetchall()}
 
 
-def test_api_sigkilled_under_load_comes_back_and_loses_at_most_one_flush_interval(stack: Stack) -> None:
+def test_api_sigkilled_under_load_comes_back_and_loses_no_acknowledged_prediction(stack: Stack) -> None:
     container = stack.api_container()
     restarts = container.attrs["RestartCount"]
     pid = container.attrs["State"]["Pid"]
     with Traffic(
         stack.urls["api"], instances(1)[0], workers=4, max_requests=1_000_000, max_seconds=400, timeout=5
     ) as traffic:
-        time.sleep(4.0)
+        wait_until(lambda: traffic.acknowledged >= 200, 60, interval=0.05, what="traffic flowing")
         killed_at = time.monotonic()
         try:
             os.kill(pid, signal.SIGKILL)  # `docker kill` counts as a manual stop: no restart
@@ -192,30 +183,17 @@ def test_api_sigkilled_under_load_comes_back_and_loses_at_most_one_flush_interva
         after = traffic.acknowledged
         wait_until(lambda: traffic.acknowledged > after + 50, 60, interval=0.2, what="traffic after restart")
         result = traffic.stop()
-    # Graceful stop of the new container flushes its buffer; then compare with what was acknowledged.
-    stack.runtime.compose(stack.config, "stop", "api")
-    stored = stored_ids(stack)
-    stack.runtime.compose(stack.config, "start", "api")
+    stored = stored_ids(stack)  # every acknowledged id is committed already: no drain needed
     lost = {pid_ for pid_ in result.acked if pid_ not in stored}
-    # A response the server sent just before the kill can reach the client just after it; the
-    # restart takes seconds, so anything acknowledged within 1 s of the kill was served before it.
-    before_kill = {p: at for p, at in result.acked.items() if at <= killed_at + 1.0}
-    ages = sorted(killed_at - before_kill[p] for p in lost if p in before_kill)
-    recent_rate = sum(1 for at in before_kill.values() if killed_at - at <= 1.0)
-    bound = math.ceil(recent_rate * (FLUSH_INTERVAL_S + SLACK_S))
     numbers = {
         "requests_sent": result.sent,
         "acknowledged": result.acknowledged,
         "stored": len(set(result.acked) & stored),
         "lost": len(lost),
-        "rate_last_second_per_s": recent_rate,
-        "asserted_bound": bound,
-        "oldest_lost_age_s": round(ages[-1], 3) if ages else None,
         "failed_requests_during_restart": dict(result.failures),
         "seconds_to_ready": round(recovered_s, 1),
     }
     record_numbers("compose_api_sigkill", numbers)
-    assert len(lost) == len(ages), "a prediction acknowledged after the restart was lost"
-    assert not ages or ages[-1] <= FLUSH_INTERVAL_S + SLACK_S, numbers
-    assert len(lost) <= bound, numbers
+    # Acknowledged means committed to PostgreSQL: the kill takes nothing acknowledged with it.
+    assert result.acknowledged > 0 and not lost, numbers
     stack.runtime.wait_containers(["api"], 300)

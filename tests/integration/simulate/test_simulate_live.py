@@ -25,7 +25,7 @@ def test_drifted_labelled_traffic_reaches_the_real_predictor_and_store(
     trained_registry: TrainedRegistry, tmp_path: Path
 ) -> None:
     """Real predictor on the session's trained champion; predictions and feedback land in its store."""
-    fast: dict[str, Any] = {"prediction_store.flush_interval_s": 0.05, "api.reload_interval_s": 1}
+    fast: dict[str, Any] = {"api.reload_interval_s": 1}
     config = isolated_config(trained_registry.tracking_uri, tmp_path / "state", **fast)
     generator = TrafficGenerator(DATASET, DriftSpec("sudden", FEATURES, onset_s=1.0), seed=4)
     # Other tests on the session's registry move the champion: compare with whoever holds it now.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 from mlstack_api.main import create_app
 from mlstack_api.model import ServedModel, sklearn_predict_proba
-from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -28,7 +28,8 @@ from mlstack.config import REPO_ROOT, Config
 from mlstack.data import load_base_dataset, split
 from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionStore
-from tests.support.net import free_port
+from tests.support.metrics import family_names, metric_total, parse_metrics
+from tests.support.net import free_port, wait_until
 from tests.support.pipeline import isolated_config
 from tests.support.services import preserved_process_globals
 
@@ -99,11 +100,8 @@ def typical(model: ServedModel) -> dict[str, float]:
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    """The total of the series of `name` whose labels include `labels`, in a /metrics body."""
+    return metric_total(parse_metrics(text), name, **labels)
 
 
 def test_predict_returns_class_probabilities_ids_and_model(
@@ -237,7 +235,7 @@ def test_feedback_unknown_id_bad_label_and_accepted(client: TestClient, served_m
         ).status_code
         == 422
     )
-    # Posted right after the prediction: it may still be buffered, the route must flush and find it.
+    # Posted right after the prediction: acknowledged means committed, so the store has it already.
     accepted = client.post(
         "/feedback",
         json={"prediction_id": prediction["id"], "true_label": prediction["label"]},
@@ -324,7 +322,12 @@ def test_health_ready_version(client: TestClient) -> None:
 def test_not_ready_while_mlflow_is_unreachable(tmp_path: Path, served_model: ServedModel) -> None:
     """No model injected and nothing listening at the tracking URI: 503s with the reason, never a crash."""
     with TestClient(create_app(unit_config(tmp_path), admin_token=TOKEN)) as loading:
-        time.sleep(0.5)  # a few failed polls (reload interval 0.2 s, startup backoff from 0.5 s)
+        # A few failed polls (reload interval 0.2 s, startup backoff from 0.5 s).
+        def failed_polls() -> float:
+            text = loading.get("/metrics").text
+            return metric_value(text, "mlops_model_reload_total", result="failure") or 0
+
+        wait_until(lambda: failed_polls() >= 2, timeout=30, interval=0.05, what="two failed model polls")
         ready = loading.get("/readyz")
         assert ready.status_code == 503 and "cannot resolve" in ready.json()["detail"]
         assert loading.get("/healthz").status_code == 200
@@ -350,7 +353,7 @@ def test_metrics_match_the_catalogue(client: TestClient, served_model: ServedMod
     client.post("/predict", json={"instances": [typical(served_model)] * 2})
     client.post("/predict", content=b"{", headers={"Content-Type": "application/json"})
     text = client.get("/metrics").text
-    families = {family.name for family in text_string_to_metric_families(text)}
+    families = family_names(text)
     documented = predictor_metric_names()
     assert len(documented) >= 13
     missing = {name.removesuffix("_total") for name in documented} - families
@@ -396,23 +399,45 @@ def test_form_and_static_files_are_served(client: TestClient, served_model: Serv
     assert schema["max_batch"] == MAX_BATCH
 
 
-def test_graceful_stop_flushes_every_prediction_to_the_store(
+def test_every_acknowledged_prediction_is_in_the_store_when_the_response_arrives(
     tmp_path: Path, served_model: ServedModel
 ) -> None:
-    config = unit_config(
-        tmp_path, **{"prediction_store.flush_interval_s": 5.0, "prediction_store.batch_size": 1000}
-    )
-    ids: list[str] = []
-    with TestClient(create_app(config, model=served_model)) as app_client:
-        for _ in range(20):
-            body = app_client.post("/predict", json={"instances": [typical(served_model)] * 3}).json()
-            ids += [p["id"] for p in body["predictions"]]
-    # The long flush interval kept everything buffered until the lifespan shutdown drained it.
+    config = unit_config(tmp_path)
     store = PredictionStore(config.prediction_store_url)
     try:
-        assert store.prediction_ids() == set(ids) and len(ids) == 60
+        with TestClient(create_app(config, model=served_model)) as app_client:
+            for _ in range(20):
+                body = app_client.post("/predict", json={"instances": [typical(served_model)] * 3}).json()
+                ids = {p["id"] for p in body["predictions"]}
+                assert len(ids) == 3 and ids <= store.prediction_ids()  # read by another connection
     finally:
         store.dispose()
+
+
+def test_a_failing_store_gets_503_with_retry_after_and_nothing_is_acknowledged(
+    tmp_path: Path, served_model: ServedModel
+) -> None:
+    """A real SQLite failure (the table renamed away by another connection): refused, counted, not stored."""
+    config = unit_config(tmp_path)
+    database = Path(config.prediction_store_url.removeprefix("sqlite:///"))
+    with TestClient(create_app(config, model=served_model)) as app_client:
+        assert app_client.post("/predict", json={"instances": [typical(served_model)]}).status_code == 200
+        with sqlite3.connect(database) as conn:
+            conn.execute("ALTER TABLE predictions RENAME TO predictions_away")
+        refused = app_client.post("/predict", json={"instances": [typical(served_model)] * 2})
+        again = app_client.post("/predict", json={"instances": [typical(served_model)]})
+        metrics = app_client.get("/metrics").text
+    for response in (refused, again):
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"].isdigit() and int(response.headers["Retry-After"]) >= 1
+        assert "prediction store is unavailable" in response.json()["detail"]
+        assert "predictions" not in response.json()
+    assert "no such table" in refused.json()["detail"]
+    assert metric_value(metrics, "mlops_prediction_log_refused_total", reason="store_unavailable") == 3
+    assert metric_value(metrics, "mlops_prediction_log_write_errors_total") == 1
+    assert metric_value(metrics, "mlops_http_requests_total", route="/predict", status="503") == 2
+    with sqlite3.connect(database) as conn:
+        assert conn.execute("SELECT count(*) FROM predictions_away").fetchone() == (1,)
 
 
 def test_more_than_one_worker_is_refused(tmp_path: Path, served_model: ServedModel) -> None:

@@ -1,0 +1,238 @@
+"""The prediction-log writer against a real SQLite store: group commit, refusals, failures, shutdown.
+
+Every write here awaits its commit as the predictor does; "stored" is checked by reading the
+database with a separate connection, never by the writer's own counters alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlstack.prediction_log import LogRefused, PredictionLogWriter, RefusalReason, WriterHooks
+from mlstack.store import PredictionRows, PredictionStore
+from tests.support.net import wait_until
+
+
+def rows(count: int, version: str = "3") -> PredictionRows:
+    return PredictionRows(
+        [uuid.uuid4().hex for _ in range(count)],
+        time.time(),
+        "wine-classifier",
+        version,
+        [{"x": float(i), "y": -1.5} for i in range(count)],
+        [i % 3 for i in range(count)],
+        [[0.2, 0.3, 0.5]] * count,
+    )
+
+
+class Recorder(WriterHooks):
+    def __init__(self) -> None:
+        self.commits: list[int] = []
+        self.failures = 0
+        self.refusals: list[tuple[RefusalReason, int]] = []
+
+    def committed(self, rows: int, seconds: float) -> None:
+        self.commits.append(rows)
+
+    def failed(self) -> None:
+        self.failures += 1
+
+    def refused(self, reason: RefusalReason, rows: int) -> None:
+        self.refusals.append((reason, rows))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "predictions.db"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[PredictionStore]:
+    created = PredictionStore(f"sqlite:///{db}")
+    created.create_schema()
+    yield created
+    created.dispose()
+
+
+def stored_ids(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM predictions")}
+
+
+def writer_for(store: PredictionStore, hooks: Recorder, **options: float) -> PredictionLogWriter:
+    settings: dict[str, float] = {"queue_size": 10_000, "batch_size": 1000, **options}
+    return PredictionLogWriter(
+        store,
+        queue_size=int(settings.pop("queue_size")),
+        batch_size=int(settings.pop("batch_size")),
+        hooks=hooks,
+        **settings,  # type: ignore[arg-type]
+    )
+
+
+def test_concurrent_requests_share_commits_and_each_returns_after_its_own(
+    store: PredictionStore, db: Path
+) -> None:
+    """200 requests at once: one transaction (the commit delay gathers them); each is stored on return."""
+    hooks = Recorder()
+    writer = writer_for(store, hooks, batch_size=200, commit_delay_s=2.0)
+    writer.start()
+    batches = [rows(1) for _ in range(200)]
+
+    async def one(batch: PredictionRows) -> bool:
+        await writer.write(batch, timeout=30)
+        return set(batch.ids) <= stored_ids(db)  # visible to another connection once acknowledged
+
+    async def all_at_once() -> list[bool]:
+        return await asyncio.gather(*(one(b) for b in batches))
+
+    try:
+        assert all(asyncio.run(all_at_once()))
+    finally:
+        writer.close()
+    assert hooks.commits == [200]
+    assert writer.stats().written == 200 and writer.stats().commits == 1
+
+
+def test_a_request_is_never_split_and_transactions_take_whole_requests(
+    store: PredictionStore, db: Path
+) -> None:
+    hooks = Recorder()
+    writer = writer_for(store, hooks, batch_size=10, commit_delay_s=2.0)
+    writer.start()
+    small = [rows(4) for _ in range(3)]
+    large = rows(25)
+
+    async def scenario() -> None:
+        await asyncio.gather(*(writer.write(b, timeout=30) for b in small))
+        await writer.write(large, timeout=30)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        writer.close()
+    # 4+4 fit in 10, the third 4 does not; 25 rows exceed batch_size but stay one transaction.
+    assert hooks.commits == [8, 4, 25]
+    assert stored_ids(db) == {i for b in [*small, large] for i in b.ids}
+
+
+def test_a_failed_commit_refuses_its_requests_and_the_next_ones_until_the_store_is_back(
+    store: PredictionStore, db: Path
+) -> None:
+    """A real SQLite error (the table renamed away): refusals, nothing half-stored, then recovery."""
+    hooks = Recorder()
+    now = [0.0]  # the writer's clock: the backoff passes when the test says so
+    writer = PredictionLogWriter(
+        store, 100, 100, retry_initial_s=0.3, retry_max_s=0.3, hooks=hooks, clock=lambda: now[0]
+    )
+    writer.start()
+    try:
+        writer.write_sync(rows(2), timeout=10)
+        with sqlite3.connect(db) as conn:
+            conn.execute("ALTER TABLE predictions RENAME TO predictions_away")
+        failing = rows(5)
+        with pytest.raises(LogRefused) as refused:
+            writer.write_sync(failing, timeout=10)
+        assert refused.value.reason == "store_unavailable"
+        assert refused.value.retry_after == "1" and "no such table" in refused.value.message
+        # Within the backoff the store is not even tried: refused at once.
+        failures = hooks.failures
+        with pytest.raises(LogRefused, match="unavailable"):
+            writer.write_sync(rows(1), timeout=10)
+        assert hooks.failures == failures
+        with sqlite3.connect(db) as conn:
+            conn.execute("ALTER TABLE predictions_away RENAME TO predictions")
+        now[0] += 0.31  # the failed commit's backoff is over: the next write is the probe
+        recovered = rows(3)
+        writer.write_sync(recovered, timeout=10)
+    finally:
+        writer.close()
+    stored = stored_ids(db)
+    assert set(recovered.ids) <= stored and not set(failing.ids) & stored
+    assert len(stored) == 5
+    assert ("store_unavailable", 5) in hooks.refusals and ("store_unavailable", 1) in hooks.refusals
+    assert writer.stats().write_errors == 1
+
+
+def test_a_full_queue_refuses_and_a_slow_commit_times_out(store: PredictionStore, db: Path) -> None:
+    """Another connection holds the write lock: rows wait, the bound refuses, the timeout fires."""
+    hooks = Recorder()
+    writer = writer_for(store, hooks, queue_size=10, busy_timeout_s=30.0)
+    writer.start()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    waiting = rows(8)
+
+    async def scenario() -> tuple[BaseException | None, ...]:
+        first = asyncio.ensure_future(writer.write(waiting, timeout=0.5))
+        await asyncio.sleep(0.1)  # the writer took it and waits for the lock
+        outcomes: list[BaseException | None] = []
+        for batch, timeout in ((rows(3), 5.0), (rows(2), 0.2)):
+            try:
+                await writer.write(batch, timeout=timeout)
+                outcomes.append(None)
+            except LogRefused as exc:
+                outcomes.append(exc)
+        try:
+            await first
+            outcomes.append(None)
+        except LogRefused as exc:
+            outcomes.append(exc)
+        return tuple(outcomes)
+
+    try:
+        too_many, timed_out, first = asyncio.run(scenario())
+        assert isinstance(too_many, LogRefused) and too_many.reason == "full"
+        assert "queue_size=10" in too_many.message
+        assert isinstance(timed_out, LogRefused) and timed_out.reason == "timeout"
+        assert isinstance(first, LogRefused) and first.reason == "timeout"
+        blocker.execute("ROLLBACK")
+        wait_until(lambda: writer.pending == 0, 30, interval=0.02, what="the queue drained")
+        writer.write_sync(rows(1), timeout=30)  # the lock is gone: writes work again
+    finally:
+        blocker.close()
+        writer.close()
+    reasons = [reason for reason, _ in hooks.refusals]
+    assert reasons.count("full") == 1 and reasons.count("timeout") == 2
+    # Timed-out rows may still be stored later (never acknowledged, never lost silently either).
+    assert set(waiting.ids) <= stored_ids(db)
+
+
+def test_close_commits_what_is_waiting_and_then_refuses(store: PredictionStore, db: Path) -> None:
+    hooks = Recorder()
+    writer = writer_for(store, hooks, commit_delay_s=30.0)  # only close() ends the wait
+    writer.start()
+    batch = rows(7)
+
+    async def scenario() -> None:
+        pending = asyncio.ensure_future(writer.write(batch, timeout=60))
+        await asyncio.sleep(0.1)
+        await asyncio.get_running_loop().run_in_executor(None, writer.close)
+        await pending
+
+    asyncio.run(scenario())
+    assert set(batch.ids) == stored_ids(db)
+    with pytest.raises(LogRefused) as refused:
+        writer.write_sync(rows(1), timeout=1)
+    assert refused.value.reason == "closed"
+
+
+def test_a_store_that_is_down_at_start_gets_its_schema_on_the_first_commit(tmp_path: Path) -> None:
+    db = tmp_path / "later" / "predictions.db"
+    store = PredictionStore(f"sqlite:///{db}")  # no create_schema: as when the store was down at startup
+    writer = writer_for(store, Recorder())
+    writer.start()
+    try:
+        batch = rows(2)
+        writer.write_sync(batch, timeout=10)
+    finally:
+        writer.close()
+        store.dispose()
+    assert stored_ids(db) == set(batch.ids)
