@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,6 +33,12 @@ class ApiProcess:
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL the parent and every worker at once, as the OOM killer or a node failure would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 30.0) -> int:
         """Graceful stop (SIGTERM, as a service manager does); returns the exit code.
@@ -75,6 +82,7 @@ def run_api(
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
+    workers: int = 1,
 ) -> Iterator[ApiProcess]:
     """Run `python -m uvicorn mlstack_api.main:app` with `config` (written to a YAML file in `workdir`).
 
@@ -84,41 +92,50 @@ def run_api(
         admin_token: value of MLSTACK_ADMIN_TOKEN, or None to leave admin endpoints disabled.
         wait_ready: wait for /readyz (a model loaded) rather than only /healthz.
         port: listen here (a restart on the same address) instead of on a free port.
+        workers: uvicorn worker processes (1 unless a test is about several).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "mlstack-api.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     port = port or free_port()
     log = workdir / "api.log"
-    argv = api_command(port)
+    argv = api_command(port, workers)
     with log.open("ab") as sink:  # a restart in the same workdir appends
         process = subprocess.Popen(
             argv,
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=api_environment(config_file, admin_token, extra_env),
+            start_new_session=True,  # its own process group: kill() reaches every worker
         )
     api = ApiProcess(f"http://127.0.0.1:{port}", process, log, config)
     try:
-        _wait_up(api, "/readyz" if wait_ready else "/healthz", timeout)
+        _wait_up(api, "/readyz" if wait_ready else "/healthz", timeout, workers)
         yield api
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+            api.kill()
+        with contextlib.suppress(ProcessLookupError):  # workers orphaned by a killed parent
+            os.killpg(process.pid, signal.SIGKILL)
 
 
-def _wait_up(api: ApiProcess, path: str, timeout: float) -> None:
+def _wait_up(api: ApiProcess, path: str, timeout: float, workers: int = 1) -> None:
+    """Wait for `path` to answer 200; with several workers, 8 per worker in a row on new connections
+    (each may land on any worker, and each worker loads its model on its own)."""
     deadline = time.monotonic() + timeout
+    needed = 1 if workers == 1 else 8 * workers
+    streak = 0
     while time.monotonic() < deadline:
         if api.process.poll() is not None:
             raise RuntimeError(f"api exited with {api.process.returncode}:\n{api.log_tail()}")
         try:
-            if requests.get(api.url + path, timeout=2).status_code == 200:
-                return
+            streak = streak + 1 if requests.get(api.url + path, timeout=2).status_code == 200 else 0
         except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
+            streak = 0
+        if streak >= needed:
+            return
+        if streak == 0:
+            time.sleep(0.2)
     raise RuntimeError(f"api at {api.url}{path} not up after {timeout:.0f}s:\n{api.log_tail()}")
 
 
