@@ -191,11 +191,12 @@ COMPOSE_IN_NETWORK_ENV: Final = "MLSTACK_COMPOSE_IN_NETWORK"
 COMPOSE_PROJECT_NAME_ENV: Final = "COMPOSE_PROJECT_NAME"
 # The tag of the project images (docker-compose.yaml's `${MLSTACK_TAG:-local}`; the k8s runtime sets it).
 IMAGE_TAG_ENV: Final = "MLSTACK_TAG"
-# The k8s runtime: which overlay of deploy/k8s, which namespace and kubectl context, which kubectl.
+# The k8s runtime: which overlay of deploy/k8s, which kubectl context, which kubectl.
 K8S_OVERLAY_ENV: Final = "MLSTACK_K8S_OVERLAY"
-K8S_NAMESPACE_ENV: Final = "MLSTACK_K8S_NAMESPACE"
 K8S_CONTEXT_ENV: Final = "MLSTACK_K8S_CONTEXT"
 KUBECTL_ENV: Final = "MLSTACK_KUBECTL"
+# prometheus_client's multiprocess mode: the directory the predictor's workers share their metrics in.
+PROMETHEUS_MULTIPROC_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 # Set by Jenkins: the build's tag, the commit built, and the approver the input step names.
 BUILD_TAG_ENV: Final = "BUILD_TAG"
 GIT_COMMIT_ENV: Final = "GIT_COMMIT"

@@ -35,12 +35,17 @@ class Service:
     ready: Callable[[requests.Response], bool] = lambda r: r.status_code == 200
 
 
-def api_command(port: int, workers: int = 1, host: str = "127.0.0.1") -> list[str]:
-    """How the predictor is started (local runtime, tests, benchmarks): one place for its flags."""
-    return [
-        sys.executable, "-m", "uvicorn", "mlstack_api.main:app", "--host", host, "--port", str(port),
-        "--workers", str(workers), "--no-access-log",
+def api_command(port: int, workers: int | None = None, host: str = "127.0.0.1") -> list[str]:
+    """How the predictor is started (local runtime, tests, benchmarks, the image): `python -m mlstack_api`.
+
+    `workers` None leaves the count to `api.workers` (default: one per CPU). The app is named
+    explicitly so a benchmark can run a bare app on exactly the same server command line.
+    """
+    argv = [
+        sys.executable, "-m", "mlstack_api", "--app", "mlstack_api.main:app",
+        "--host", host, "--port", str(port),
     ]  # fmt: skip
+    return argv + (["--workers", str(workers)] if workers else [])
 
 
 def exporter_command(port: int, host: str = "127.0.0.1") -> list[str]:

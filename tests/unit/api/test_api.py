@@ -379,11 +379,6 @@ def test_a_failing_store_gets_503_with_retry_after_and_nothing_is_acknowledged(
         assert conn.execute("SELECT count(*) FROM predictions_away").fetchone() == (1,)
 
 
-def test_more_than_one_worker_is_refused(tmp_path: Path, served_model: ServedModel) -> None:
-    with pytest.raises(ValueError, match="one worker process per instance"):
-        create_app(unit_config(tmp_path, **{"api.workers": 2}), model=served_model)
-
-
 def test_prediction_log_can_be_switched_off(tmp_path: Path, served_model: ServedModel) -> None:
     """prediction_store.enabled=false: predictions are served, nothing is logged, feedback says why."""
     config = unit_config(tmp_path, **{"prediction_store.enabled": False})
