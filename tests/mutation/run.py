@@ -29,6 +29,7 @@ import fnmatch
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -172,10 +173,8 @@ def package_dirs() -> dict[str, str]:
 
 def tracked_files(directory: str) -> list[str]:
     """Files of `directory` that git would commit (tracked or new, not ignored)."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", directory],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+    command = ["git", "ls-files", "--cached", "--others", "--exclude-standard", "--", directory]
+    out = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if line and (REPO_ROOT / line).is_file()]
 
 
@@ -269,25 +268,24 @@ def verdicts(modules: Sequence[DecisionModule]) -> dict[str, int | None]:
     return found
 
 
-def run_mutmut(modules: Sequence[DecisionModule], max_children: int) -> float:
-    """Run mutmut on the in-scope mutants, printing progress; return the wall time."""
+def run_mutmut(modules: Sequence[DecisionModule], max_children: int) -> None:
+    """Run mutmut on the in-scope mutants (output in the log), printing progress every 30 s."""
     globs = [g for m in modules for g in m.globs]
     command = [mutmut_binary(), "run", "--max-children", str(max_children), *globs]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    started = time.monotonic()
-    last = ""
+    started = next_report = time.monotonic()
     with LOG.open("w") as log:
         proc = subprocess.Popen(command, cwd=STAGE, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             while proc.poll() is None:
                 time.sleep(1.0)
-                if time.monotonic() - started < PROGRESS_EVERY_S * (1 + last.count("\n")):
+                if time.monotonic() < next_report + PROGRESS_EVERY_S:
                     continue
+                next_report = time.monotonic()
                 codes = verdicts(modules)
                 done = sum(v is not None for v in codes.values())
-                line = f"  {_elapsed(started)}: {done}/{len(codes)} mutants checked\n"
-                print(line, end="", flush=True)
-                last += line
+                phase = f"{done}/{len(codes)} mutants checked" if done else "stats and clean run"
+                print(f"  {_minutes(time.monotonic() - started)}: {phase}", flush=True)
         except KeyboardInterrupt:
             proc.terminate()
             proc.wait(timeout=30)
@@ -295,19 +293,18 @@ def run_mutmut(modules: Sequence[DecisionModule], max_children: int) -> float:
     if proc.returncode != 0:
         print(_tail(LOG), file=sys.stderr)
         raise SystemExit(f"mutmut failed (exit {proc.returncode}); full log: {LOG}")
-    return time.monotonic() - started
 
 
-def _elapsed(started: float) -> str:
-    seconds = int(time.monotonic() - started)
-    return f"{seconds // 60}m{seconds % 60:02d}s"
+def _minutes(seconds: float) -> str:
+    return f"{int(seconds) // 60}m{int(seconds) % 60:02d}s"
 
 
-def _tail(path: Path, lines: int = 60) -> str:
-    text = path.read_text(errors="replace").replace("\r", "\n")
-    return "\n".join(line for line in text.splitlines() if line.strip())[-6000:].split("\n", 1)[-1][
-        -lines * 200 :
+def _tail(path: Path, count: int = 40) -> str:
+    """The log's last lines, without the spinner's repaints."""
+    lines = [
+        line for line in path.read_text(errors="replace").replace("\r", "\n").splitlines() if line.strip()
     ]
+    return "\n".join(lines[-count:])
 
 
 # --------------------------------------------------------------------------- hand-made mutants
@@ -330,12 +327,16 @@ def run_hand_mutants(modules: Sequence[DecisionModule]) -> list[tuple[HandMutant
             )
         path.write_text(original.replace(mutant.old, mutant.new))
         try:
+            command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *module.tests]
+            env = {**os.environ, "PYTHONPATH": str(STAGE), "PYTHONDONTWRITEBYTECODE": "1"}
             proc = subprocess.run(
-                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *module.tests,
-                 *_deselect_args(module.tests)],
-                cwd=STAGE, capture_output=True, text=True, check=False,
-                env={**os.environ, "PYTHONPATH": str(STAGE), "PYTHONDONTWRITEBYTECODE": "1"},
-            )  # fmt: skip
+                [*command, *_deselect_args(module.tests)],
+                cwd=STAGE,
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+            )
         finally:
             path.write_text(original)
         if proc.returncode not in (0, 1):
@@ -465,17 +466,19 @@ def _natural(key: str) -> tuple[str, int]:
     return head, int(number) if number.isdigit() else 0
 
 
-def report(scores: Sequence[ModuleScore], hand: Sequence[tuple[HandMutant, bool]], wall_s: float) -> bool:
+def report(scores: Sequence[ModuleScore], hand: Sequence[tuple[HandMutant, bool]], timing: str) -> bool:
     """Print the per-module table and every survivor; True when nothing is left unexplained."""
     print()
-    print(f"mutation score per decision module (mutmut, {wall_s / 60:.1f} min):")
-    header = f"  {'module':<20} {'file':<34} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'score':>7}"
-    print(header)
+    print(f"mutation score per decision module ({timing}):")
+    columns = ("mutants", "killed", "timeout", "survived", "score")
+    print(f"  {'module':<19} {'file':<32} " + " ".join(f"{c:>8}" for c in columns))
     for s in scores:
         survived = s.total - s.counts["killed"] - s.counts["timeout"]
+        numbers = (s.total, s.counts["killed"], s.counts["timeout"], survived)
         print(
-            f"  {s.module.label:<20} {repo_path(s.module.path):<34} {s.total:>7} {s.counts['killed']:>7} "
-            f"{s.counts['timeout']:>7} {survived:>8} {s.score:>6.1f}%"
+            f"  {s.module.label:<19} {repo_path(s.module.path):<32} "
+            + " ".join(f"{n:>8}" for n in numbers)
+            + f" {s.score:>7.1f}%"
         )
     ok = True
     survivors = [v for s in scores for v in s.survivors]
@@ -494,8 +497,11 @@ def report(scores: Sequence[ModuleScore], hand: Sequence[tuple[HandMutant, bool]
             ok = ok and killed
             print(f"  {mutant.label}: {mutant.name}: {'killed' if killed else 'SURVIVED'}")
     print()
-    print("all survivors are equivalent mutants" if ok else "unexplained survivors: kill them with a test or "
-          "classify them in tests/mutation/equivalents.py (say why)")  # fmt: skip
+    if ok:
+        print("every surviving mutant is a known equivalent one")
+    else:
+        print("kill each UNEXPLAINED or SURVIVED mutant with a test, or say why it is equivalent")
+        print("(tests/mutation/equivalents.py)")
     return ok
 
 
@@ -506,22 +512,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--report-only",
         action="store_true",
-        help="summarise the last mutmut run again (hand-made mutants not re-run)",
+        help="summarise the last run again (hand-made mutants not re-run)",
     )
     args = parser.parse_args(argv)
     modules = [m for m in MODULES if not args.module or m.label in args.module]
-    started = time.monotonic()
+    hand: list[tuple[HandMutant, bool]] = []
+    timing = "last run"
     if not args.report_only:
+        started = time.monotonic()
         print(f"mutation: staging a flat copy of the tree in {STAGE.relative_to(REPO_ROOT)}", flush=True)
         stage(modules)
-        print(f"mutation: mutmut on {', '.join(m.label for m in modules)} (log: {LOG.relative_to(REPO_ROOT)})",
-              flush=True)  # fmt: skip
+        labels = ", ".join(m.label for m in modules)
+        print(f"mutation: mutmut on {labels} (log: {LOG.relative_to(REPO_ROOT)})", flush=True)
         run_mutmut(modules, args.max_children)
-    hand = []
-    if not args.report_only:
         print("mutation: hand-made mutants", flush=True)
         hand = run_hand_mutants(modules)
-    ok = report(collect(modules), hand, time.monotonic() - started)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = children.ru_utime + children.ru_stime
+        timing = (
+            f"{_minutes(time.monotonic() - started)} wall, {_minutes(cpu)} CPU, {args.max_children} workers"
+        )
+    ok = report(collect(modules), hand, timing)
     return 0 if ok else 1
 
 

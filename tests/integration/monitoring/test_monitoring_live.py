@@ -16,6 +16,7 @@ import requests
 import yaml
 
 from mlstack.config import Config, load_config
+from mlstack.contract import FEEDBACK_TOKEN_ENV
 from mlstack.data import load_base_dataset
 from mlstack.monitoring.names import CLIENT_ERROR_RATIO, VERSION_REQUEST_RATE
 from mlstack.monitoring.render import render_monitoring
@@ -23,19 +24,19 @@ from mlstack.pipeline import Options, Pipeline
 from mlstack.runtime.local import api_command, exporter_command
 from tests.support.net import free_port, wait_until
 from tests.support.pipeline import NoServicesRuntime, isolated_config, run_training
+from tests.support.process import ServiceProcess, run_service
 from tests.support.prom import (
     PanelQuery,
     PrometheusAPI,
-    ServiceProcess,
     WebhookSink,
     annotation_queries,
     load_dashboards,
     panel_queries,
     run_alertmanager,
     run_prometheus,
-    run_service,
     webhook_sink,
 )
+from tests.support.services import TEST_FEEDBACK_TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -61,6 +62,7 @@ def _service_env(config: Config, tracking_uri: str) -> dict[str, str]:
             "MLSTACK__PREDICTION_STORE__URL": config.prediction_store_url,
             "MLSTACK__SERVICES__STATE_DIR": str(config.state_dir),
             "MLSTACK__MLFLOW__TRACKING_URI": tracking_uri,
+            FEEDBACK_TOKEN_ENV: TEST_FEEDBACK_TOKEN,
         }
     )
     return env
@@ -158,7 +160,10 @@ def _send_traffic(config: Config, api_url: str) -> int:
         time.sleep(pause)
     for prediction_id, label in ids[:FEEDBACK_COUNT]:
         response = session.post(
-            f"{api_url}/feedback", json={"prediction_id": prediction_id, "true_label": label}, timeout=30
+            f"{api_url}/feedback",
+            json={"prediction_id": prediction_id, "true_label": label},
+            headers={"Authorization": f"Bearer {TEST_FEEDBACK_TOKEN}"},
+            timeout=30,
         )
         assert response.status_code == 200, response.text
     return sent

@@ -1,16 +1,15 @@
 """The CT policy at its boundaries: the cooldown's last second, the new-data minimum, the token check,
 and the last retrain as MLflow records it.
 
-`last_retrain_at` and `retrain_policy` run against MLflow's own tracking store on a SQLite file, in
-process (tests/support/mlflow_store.py, no server): the runs, their tags, statuses and end times are
-real MLflow records.
+`last_retrain_at` and `retrain_policy` run against MLflow's own store on a SQLite file, in process
+(the `mlflow_store` fixture, no server): the runs, their tags, statuses and end times are real MLflow
+records.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from mlstack.contract import (
     TRIGGER_SCHEDULE,
 )
 from mlstack.ct import bearer_token_ok, evaluate_policy, last_retrain_at, retrain_policy
-from tests.support.mlflow_store import sqlite_tracking_uri
+from tests.support.mlflow_store import FileStore
 
 NOW = 1_000_000.0
 COOLDOWN = 60.0
@@ -38,7 +37,6 @@ NEEDED = 50
 def config(tmp_path: Path, **overrides: Any) -> Config:
     base = {
         "services.state_dir": str(tmp_path / "state"),
-        "mlflow.tracking_uri": sqlite_tracking_uri(tmp_path / "mlflow"),
         "ct.cooldown_s": COOLDOWN,
         "data.min_new_labelled_rows": NEEDED,
     }
@@ -159,8 +157,8 @@ def test_no_token_configured_refuses_everything() -> None:
 
 
 @pytest.fixture
-def mlflow(cfg: Config) -> Iterator[MlflowClient]:
-    yield MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+def mlflow(mlflow_store: FileStore) -> MlflowClient:
+    return mlflow_store.client()
 
 
 def record_run(
@@ -209,12 +207,13 @@ def test_retrain_policy_looks_up_the_cooldown_in_mlflow(cfg: Config, mlflow: Mlf
     assert starved.decision == "cooled-down"  # the cooldown is reported first
 
 
-def test_retrain_policy_with_a_sub_second_cooldown_still_looks_it_up(tmp_path: Path) -> None:
+def test_retrain_policy_with_a_sub_second_cooldown_still_looks_it_up(
+    tmp_path: Path, mlflow: MlflowClient
+) -> None:
     short = config(tmp_path, **{"ct.cooldown_s": 0.5})
-    client = MlflowClient(tracking_uri=short.mlflow.tracking_uri)
-    experiment = client.create_experiment(short.project.experiment)
-    record_run(client, experiment, TRIGGER_DRIFT, time.time() - 1, time.time() + 60)
-    assert retrain_policy(short, TRIGGER_DRIFT, new_rows=NEEDED, client=client).decision == "cooled-down"
+    experiment = mlflow.create_experiment(short.project.experiment)
+    record_run(mlflow, experiment, TRIGGER_DRIFT, time.time() - 1, time.time() + 60)
+    assert retrain_policy(short, TRIGGER_DRIFT, new_rows=NEEDED, client=mlflow).decision == "cooled-down"
 
 
 def test_retrain_policy_does_not_ask_mlflow_when_the_cooldown_cannot_apply(tmp_path: Path) -> None:
