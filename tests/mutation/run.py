@@ -94,7 +94,11 @@ MODULES: tuple[DecisionModule, ...] = (
     DecisionModule(
         "ct policy",
         "mlstack/ct.py",
-        ("tests/unit/ct/test_ct_policy.py", "tests/unit/ct/test_policy_boundaries.py"),
+        (
+            "tests/unit/ct/test_ct_policy.py",
+            "tests/unit/ct/test_policy_boundaries.py",
+            "tests/unit/ct/test_controller_records.py",
+        ),
         (
             "x_bearer_token_ok",
             "x_evaluate_policy",

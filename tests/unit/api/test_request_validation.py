@@ -135,6 +135,7 @@ def test_the_envelope_is_checked_first(payload: Any, field: str, message: str) -
     error = refused(payload)
     assert (error.status, error.field, error.message) == (422, field, message)
     assert error.body() == {"detail": message, "field": field}
+    assert str(error) == message  # what a log line or traceback shows
 
 
 def test_fast_matrix_agrees_with_the_schema_on_well_formed_input() -> None:

@@ -207,6 +207,13 @@ def test_retrain_policy_looks_up_the_cooldown_in_mlflow(cfg: Config, mlflow: Mlf
     assert starved.decision == "cooled-down"  # the cooldown is reported first
 
 
+def test_retrain_policy_applies_the_new_data_rule(cfg: Config, mlflow: MlflowClient) -> None:
+    mlflow.create_experiment(cfg.project.experiment)  # no retrain recorded: no cooldown
+    starved = retrain_policy(cfg, TRIGGER_DRIFT, new_rows=NEEDED - 1, client=mlflow)
+    assert (starved.allowed, starved.decision) == (False, "skipped")
+    assert retrain_policy(cfg, TRIGGER_DRIFT, new_rows=NEEDED, client=mlflow).allowed
+
+
 def test_retrain_policy_with_a_sub_second_cooldown_still_looks_it_up(
     tmp_path: Path, mlflow: MlflowClient
 ) -> None:
