@@ -109,6 +109,9 @@ class TrainingConfig(_Section):
     onnx: OnnxConfig = OnnxConfig()
     # Directories put on sys.path before dotted-path estimators are imported (relative: repo root).
     code_dirs: list[str] = Field(default_factory=lambda: ["model-training"])
+    # OpenMP/BLAS threads while a candidate fits (HistGradientBoosting, LightGBM, numpy). 1 keeps a
+    # shared machine responsive (spinning OpenMP threads on busy cores cost 10-20x); null: all cores.
+    threads: int | None = Field(1, ge=1)
 
     @field_validator("candidates")
     @classmethod

@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.datasets import load_wine
 from sklearn.model_selection import train_test_split
 
-from mlstack.config import Config, DataConfig
+from mlstack.config import REPO_ROOT, Config, DataConfig
 
 
 @dataclass
@@ -63,6 +63,7 @@ def load_base_dataset(config: DataConfig) -> Dataset:
     if not config.csv_path:
         raise ValueError("data.source is 'csv' but data.csv_path is not set")
     path = Path(config.csv_path)
+    path = path if path.is_absolute() else REPO_ROOT / path  # like services.state_dir
     if not path.exists():
         raise FileNotFoundError(f"data.csv_path {path} does not exist")
     text_columns = {name: str for name, column in config.columns.items() if column.type == "categorical"}

@@ -83,7 +83,9 @@ class FeatureSpec:
             raise ValueError(f"feature {data.get('name')!r}: unknown type {kind!r}")
         unknown = data.get("unknown", UNKNOWN_IGNORE)
         if unknown not in (UNKNOWN_IGNORE, UNKNOWN_ERROR):
-            raise ValueError(f"feature {data.get('name')!r}: unknown must be ignore or error, not {unknown!r}")
+            raise ValueError(
+                f"feature {data.get('name')!r}: unknown must be ignore or error, not {unknown!r}"
+            )
         if kind == CATEGORICAL:
             typical = data.get("typical")
             return cls(
@@ -115,7 +117,9 @@ class FeatureSpec:
             return None
         if self.is_categorical:
             if not isinstance(value, str):
-                raise SchemaError(self.name, f"must be a string (a category), got {type(value).__name__}", index)
+                raise SchemaError(
+                    self.name, f"must be a string (a category), got {type(value).__name__}", index
+                )
             if self.unknown == UNKNOWN_ERROR and value not in self.categories:
                 raise SchemaError(
                     self.name, f"unknown category {value!r}; expected one of {list(self.categories)}", index
@@ -244,7 +248,7 @@ class FeatureSchema:
         return row
 
     def to_matrix(self, instances: Sequence[Any]) -> np.ndarray:
-        """Validate a batch of a numeric schema and return a float32 matrix in feature order (NaN = missing)."""
+        """Validate a batch of a numeric schema: a float32 matrix in feature order (NaN = missing)."""
         if not instances:
             raise SchemaError("instances", "must contain at least one instance")
         if self.categorical_names:

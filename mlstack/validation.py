@@ -169,7 +169,9 @@ def check_column(
     infinite = np.isinf(values)
     if infinite.any():
         rows = _positions(infinite)
-        issues.append(ColumnIssue(name, INFINITE, rows, f"column {name!r}: {len(rows)} rows have infinite values"))
+        issues.append(
+            ColumnIssue(name, INFINITE, rows, f"column {name!r}: {len(rows)} rows have infinite values")
+        )
     if range_slack is not None and spec.minimum is not None and spec.maximum is not None:
         slack = range_slack * max(spec.maximum - spec.minimum, 1e-9)
         low, high = spec.minimum - slack, spec.maximum + slack
