@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -90,6 +92,18 @@ def machine_info() -> dict[str, Any]:
         "wrk": tool_version(["wrk", "--version"]).split(" Copyright")[0],
         "git": git_revision(),
     }
+
+
+@contextmanager
+def library_output_hidden() -> Iterator[None]:
+    """Hide what libraries print (MLflow's "Created version ..."); shown after all if the block fails."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            yield
+    except BaseException:
+        sys.stderr.write(out.getvalue() + err.getvalue())
+        raise
 
 
 @dataclass

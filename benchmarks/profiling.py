@@ -11,19 +11,26 @@ from pathlib import Path
 from typing import Any
 
 TOP = 15
-#: Where the predictor's time goes: label -> a frame that marks it (inclusive; labels may nest).
-PREDICTOR_BUCKETS = {
-    "prediction-log writer thread": "PredictionLogWriter._run (",
-    "  writer: json.dumps per record (as_row)": "as_row (",
-    "  writer: SQLite execute": "do_execute (",
-    "  writer: SQLite commit": "do_commit (",
-    "request handler (predict)": "predict (mlstack_api/routes.py",
-    "  body parse + validation": "parse_instances (",
-    "  ONNX Runtime / sklearn call": "predict_proba (mlstack_api/model.py",
-    "  prediction ids (secrets.token_hex)": "token_hex (",
-    "  log records + buffer append": "submit (",
-    "uvicorn response send (socket writes)": "RequestResponseCycle.send (",
-    "request metrics middleware": "observe_request (",
+#: Where the predictor's time goes: label -> frames that mark it (inclusive; labels may nest). Each
+#: label lists the frame of the code before and after issue 14's group commit, so old and new
+#: profiles read alike.
+PREDICTOR_BUCKETS: dict[str, tuple[str, ...]] = {
+    "prediction-log writer thread": ("PredictionLogWriter._run (",),
+    "  writer: waiting for rows / waking (Condition.wait)": ("PredictionLogWriter._take (",),
+    "  writer: rows to JSON (orjson)": ("as_row (", "PredictionRows.json_columns ("),
+    "  writer: insert + commit (SQLite / PostgreSQL driver)": (
+        "do_execute (",
+        "do_commit (",
+        "LogAppender.append (",
+    ),
+    "request handler (predict)": ("predict (mlstack_api/routes.py",),
+    "  body parse + validation": ("parse_instances (",),
+    "  ONNX Runtime / sklearn call": ("predict_proba (mlstack_api/model.py",),
+    "  prediction ids": ("token_hex (", "prediction_ids ("),
+    "  response items": ("Scored.response_items (",),
+    "  log hand-off (submit / await commit)": ("submit (", "PredictionLogWriter.write ("),
+    "uvicorn response send (socket writes)": ("RequestResponseCycle.send (",),
+    "request metrics middleware": ("observe_request (",),
 }
 
 
@@ -40,10 +47,12 @@ def _frame_name(frame: str) -> str:
     return f"{name} ({module})" if module else name
 
 
-def summarize(collapsed: str, top: int = TOP, buckets: dict[str, str] | None = None) -> dict[str, Any]:
+def summarize(
+    collapsed: str, top: int = TOP, buckets: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
     """Self and inclusive sample shares per function from py-spy's collapsed (`--format raw`) stacks.
 
-    `buckets` maps a label to a frame marker: the share of samples whose stack contains it.
+    `buckets` maps a label to frame markers: the share of samples whose stack contains any of them.
     """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -54,8 +63,8 @@ def summarize(collapsed: str, top: int = TOP, buckets: dict[str, str] | None = N
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        for label, marker in (buckets or {}).items():
-            if marker in stack:
+        for label, markers in (buckets or {}).items():
+            if any(marker in stack for marker in markers):
                 marked[label] += count
         frames = [_frame_name(f) for f in stack.split(";") if f and not f.startswith("process ")]
         if not frames:
@@ -77,7 +86,11 @@ def summarize(collapsed: str, top: int = TOP, buckets: dict[str, str] | None = N
 
 
 def profile_under_load(
-    pid: int, load: Callable[[], Any], seconds: float, out: Path, buckets: dict[str, str] | None = None
+    pid: int,
+    load: Callable[[], Any],
+    seconds: float,
+    out: Path,
+    buckets: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
     """Sample `pid` (and its children) with py-spy while `load()` runs; keep the raw stacks in `out`."""
     binary = py_spy()

@@ -19,11 +19,11 @@ import sqlalchemy.exc
 import yaml
 from mlflow.tracking import MlflowClient
 
-from benchmarks.common import Child, child_process, clean_environ
+from benchmarks.common import Child, child_process, clean_environ, library_output_hidden
 from benchmarks.profiling import PREDICTOR_BUCKETS, profile_under_load
 from benchmarks.wrk import LoadResult, post_load
 from mlstack.config import Config, DataConfig
-from mlstack.contract import CONFIG_ENV
+from mlstack.contract import CONFIG_ENV, ONNX_SKIPPED, TAG_CANDIDATE, TAG_ONNX_PARITY
 from mlstack.data import load_base_dataset
 from mlstack.registry import move_alias
 from mlstack.runtime.local import LocalRuntime, api_command
@@ -98,7 +98,8 @@ def trained_registry(workdir: Path) -> Iterator[BenchRegistry]:
     server = start_mlflow_server(workdir / "mlflow")
     try:
         config = isolated_config(server.url, workdir / "train-state")
-        state = run_training(config, force=True)
+        with library_output_hidden():
+            state = run_training(config, force=True)
         if not state.promoted:
             raise RuntimeError(f"the training stages promoted nothing: {state.results}")
         client = MlflowClient(server.url)
@@ -106,16 +107,19 @@ def trained_registry(workdir: Path) -> Iterator[BenchRegistry]:
         champ = client.get_model_version_by_alias(name, config.project.champion_alias)
         # The fallback path: same run, same model, but parity not proven, so the predictor loads sklearn.
         mlflow.set_tracking_uri(server.url)
-        fallback = mlflow.register_model(
-            str(champ.source), name, tags={"onnx_parity": "skipped", "candidate": "sklearn-fallback"}
-        )
+        with library_output_hidden():
+            fallback = mlflow.register_model(
+                str(champ.source),
+                name,
+                tags={TAG_ONNX_PARITY: ONNX_SKIPPED, TAG_CANDIDATE: "sklearn-fallback"},
+            )
         move_alias(client, name, SKLEARN_ALIAS, str(fallback.version), "benchmark: sklearn fallback")
         candidate = state.candidates[0]
         champion = {
             "name": name,
             "version": str(champ.version),
-            "candidate": (champ.tags or {}).get("candidate", candidate["name"]),
-            "onnx_parity": (champ.tags or {}).get("onnx_parity"),
+            "candidate": (champ.tags or {}).get(TAG_CANDIDATE, candidate["name"]),
+            "onnx_parity": (champ.tags or {}).get(TAG_ONNX_PARITY),
             "run_id": champ.run_id,
             "training_timings_s": {k: round(v, 2) for k, v in candidate.get("timings", {}).items()},
         }
@@ -193,7 +197,7 @@ def mlstack_api(
     (service,) = [s for s in LocalRuntime(config).app_services(config) if s.name == "api"]
     config_file = workdir / "mlstack-api.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    env = clean_environ(**{CONFIG_ENV: str(config_file)})
+    env = clean_environ(**{CONFIG_ENV: str(config_file), **service.env})  # as the local runtime runs it
     base = f"http://127.0.0.1:{port}"
     with child_process(
         f"mlstack-api ({workers} workers)",

@@ -217,6 +217,14 @@ def config_env_var(dotted_key: str) -> str:
     return ENV_PREFIX + ENV_NESTING.join(part.upper() for part in dotted_key.split("."))
 
 
+# --------------------------------------------------------------------------- exit codes
+
+# What `mlstack` exits with, beyond 0 (done) and 1 (a stage or action failed): scripts and the CT
+# trigger branch on these.
+EXIT_BAD_INPUT: Final = 2  # an invalid argument or configuration (nothing was done)
+EXIT_LOCKED: Final = 3  # another pipeline run holds the lock
+EXIT_HELD_BACK: Final = 10  # `mlstack ct check`: the CT policy holds a retrain back
+
 # --------------------------------------------------------------------------- services and ports
 
 Service = Literal["postgres", "mlflow", "api", "exporter", "prometheus", "alertmanager", "grafana", "jenkins"]

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mlstack.config import REPO_ROOT, Config
 from mlstack.contract import (
     ALERT_TRIGGERS,
+    EXIT_LOCKED,
     STATE_CT_DIR,
     STATE_LOGS_DIR,
     STATE_PIPELINE_FILE,
@@ -53,8 +54,6 @@ DECISIONS: tuple[Decision, ...] = ("ran", "coalesced", "cooled-down", "rejected"
 AUDIT_FILENAME = "audit.jsonl"
 CONFIG_FILENAME = "config.yaml"
 COOLDOWN_PREFIX = "cooldown"
-# Exit code of `mlstack run` when another pipeline run holds the lock (mlstack.cli).
-PIPELINE_LOCKED_EXIT = 3
 # Upper bound of one triggered pipeline run; the process group is killed after it.
 PIPELINE_TIMEOUT_S = 2 * 3600.0
 
@@ -308,7 +307,7 @@ class PipelineRunner:
         The state file is only trusted when that run wrote it (its `started_at` is not older).
         """
         logged = str(self.log_path)
-        if code == PIPELINE_LOCKED_EXIT:
+        if code == EXIT_LOCKED:
             return RunOutcome(
                 "locked", code, duration_s, reason="another pipeline run holds the lock", log=logged
             )

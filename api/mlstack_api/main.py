@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from mlstack.config import Config, load_config
+from mlstack.logs import configure_package_logging
 from mlstack_api.metrics import RequestMetricsMiddleware
 from mlstack_api.model import ServedModel
 from mlstack_api.routes import router
@@ -30,17 +31,7 @@ _FROM_ENV = object()
 
 def _configure_logging() -> None:
     """Send the project's INFO logs to stderr when nothing else (uvicorn only sets its own) does."""
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("mlstack", "mlstack_api"):
-        logger = logging.getLogger(name)
-        if not logger.handlers:
-            logger.addHandler(handler)
-            logger.setLevel(logging.INFO)
-            logger.propagate = False
+    configure_package_logging("mlstack", "mlstack_api")
 
 
 def create_app(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from mlstack.config import Config, load_config, parse_set_options
+from mlstack.logs import configure_logging
 
 # The exporter's MLflow calls run in background threads; they should fail fast so staleness
 # shows within a refresh or two instead of after MLflow's default minutes of retries.
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(exc))
     for key, value in MLFLOW_FAIL_FAST.items():
         os.environ.setdefault(key, value)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     port = args.port if args.port is not None else config.services.exporter_port
     ExporterServer(config, args.host, port, args.threads).run()
 

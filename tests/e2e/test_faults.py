@@ -24,7 +24,7 @@ from mlstack import registry
 from mlstack.config import REPO_ROOT, Config
 from mlstack.pipeline import PipelineError
 from mlstack.store import PredictionStore
-from tests.support.exporter import metric_samples, sample_value
+from tests.support.metrics import metric_total, sample_value, scrape
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import free_port, wait_until
 from tests.support.pipeline import TrainedRegistry, isolated_config, run_training
@@ -37,16 +37,14 @@ pytestmark = pytest.mark.integration
 
 
 def api_metric(api: ApiProcess, name: str, **labels: str) -> float:
-    samples = metric_samples(requests.get(f"{api.url}/metrics", timeout=5).text)
-    value = sample_value(samples, name, **labels)
+    value = sample_value(scrape(api.url), name, **labels)
     assert value is not None, f"{name}{labels or ''} missing from /metrics"
     return value
 
 
 def api_metric_sum(api: ApiProcess, name: str) -> float:
     """The sum over every label set of `name` (e.g. refusals of every reason)."""
-    samples = metric_samples(requests.get(f"{api.url}/metrics", timeout=5).text)
-    return sum(value for (sample, _labels), value in samples.items() if sample == name)
+    return metric_total(scrape(api.url), name) or 0.0
 
 
 def typical_instance(api: ApiProcess) -> dict[str, float]:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,32 +18,42 @@ from mlstack.config import Config
 from mlstack.contract import CONFIG_ENV, ENV_PREFIX
 from mlstack.runtime.local import api_command
 from tests.support.net import free_port
+from tests.support.process import ServiceProcess
 
 
 @dataclass
 class ApiProcess:
-    """A running predictor: base URL, process, log file and the config it was started with."""
+    """A running predictor: its service process and the config it was started with."""
 
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
+    service: ServiceProcess
     config: Config
 
+    @property
+    def url(self) -> str:
+        return self.service.url
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.service.process
+
+    @property
+    def log(self) -> Path:
+        return self.service.log
+
     def log_tail(self, chars: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+        return self.service.log_tail(chars)
 
     def stop(self, timeout: float = 30.0) -> int:
         """Graceful stop (SIGTERM, as a service manager does); returns the exit code.
 
         uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean stop.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        if self.service.running:
+            self.service.signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+                self.service.kill()
                 raise AssertionError(f"api did not stop within {timeout}s:\n{self.log_tail()}") from None
         return int(self.process.returncode)
 
@@ -89,37 +98,19 @@ def run_api(
     config_file = workdir / "mlstack-api.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     port = port or free_port()
-    log = workdir / "api.log"
-    argv = api_command(port)
-    with log.open("ab") as sink:  # a restart in the same workdir appends
-        process = subprocess.Popen(
-            argv,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=api_environment(config_file, admin_token, extra_env),
-        )
-    api = ApiProcess(f"http://127.0.0.1:{port}", process, log, config)
+    service = ServiceProcess(
+        "api",
+        api_command(port),
+        f"http://127.0.0.1:{port}",
+        workdir / "api.log",  # appended to: a restart in the same workdir keeps the earlier log
+        ready_path="/readyz" if wait_ready else "/healthz",
+        env=api_environment(config_file, admin_token, extra_env),
+    )
+    service.start(timeout)
     try:
-        _wait_up(api, "/readyz" if wait_ready else "/healthz", timeout)
-        yield api
+        yield ApiProcess(service, config)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_up(api: ApiProcess, path: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api.process.poll() is not None:
-            raise RuntimeError(f"api exited with {api.process.returncode}:\n{api.log_tail()}")
-        try:
-            if requests.get(api.url + path, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"api at {api.url}{path} not up after {timeout:.0f}s:\n{api.log_tail()}")
+        service.kill()
 
 
 @contextmanager

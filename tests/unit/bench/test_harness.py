@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from benchmarks import crash_bench, mlserver, predictor_bench, report
+from benchmarks import crash_bench, mlserver, predictor_bench, profiling, report
 from benchmarks.ceiling_app import app as bare_app
 from benchmarks.common import verdict
 from benchmarks.serving import PREDICTOR_APP
@@ -143,3 +143,22 @@ def test_the_bare_app_parses_the_body_and_answers_a_constant() -> None:
     assert answer.status_code == 200 and answer.json() == {"predictions": [{"label": 0}]}
     assert client.post("/predict", content=b"[1]").status_code == 422
     assert client.get("/healthz").status_code == 200
+
+
+def test_profile_buckets_match_old_and_new_frame_names() -> None:
+    """py-spy's collapsed stacks: a bucket counts samples whose stack holds any of its frames."""
+    collapsed = "\n".join(
+        [
+            "process 1:x;predict (mlstack_api/routes.py:1);parse_instances (mlstack_api/validation.py:4) 3",
+            "process 1:x;predict (mlstack_api/routes.py:1);prediction_ids (mlstack_api/predictions.py:3) 1",
+            "process 1:x;predict (mlstack_api/routes.py:100);token_hex (secrets.py:10) 1",
+            "process 1:x;PredictionLogWriter._run (mlstack/prediction_log.py:300) 5",
+        ]
+    )
+    summary = profiling.summarize(collapsed, buckets=profiling.PREDICTOR_BUCKETS)
+    buckets = dict(summary["buckets"])
+    assert summary["samples"] == 10
+    assert buckets["request handler (predict)"] == 0.5
+    assert buckets["  prediction ids"] == 0.2
+    assert buckets["prediction-log writer thread"] == 0.5
+    assert summary["self"][0] == ["PredictionLogWriter._run (prediction_log.py)", 0.5]
