@@ -67,7 +67,7 @@ def load_base_dataset(config: DataConfig) -> Dataset:
     if not path.exists():
         raise FileNotFoundError(f"data.csv_path {path} does not exist")
     text_columns = {name: str for name, column in config.columns.items() if column.type == "categorical"}
-    frame = pd.read_csv(path, dtype=text_columns or None)  # type: ignore[arg-type]
+    frame = pd.read_csv(path, dtype=text_columns or None)
     if config.target not in frame.columns:
         raise ValueError(f"target column {config.target!r} not in {path} (columns: {list(frame.columns)})")
     raw_target = frame.pop(config.target)

@@ -66,7 +66,7 @@ def categorical_pipeline(schema: FeatureSchema, names: list[str]) -> Pipeline:
             (
                 "onehot",
                 OneHotEncoder(
-                    categories=categories,  # type: ignore[arg-type]
+                    categories=categories,
                     handle_unknown="error" if closed else "ignore",
                     sparse_output=False,
                 ),
@@ -164,7 +164,7 @@ def register_onnx_converters() -> list[str]:
 
     LightGBM: onnxmltools' converter (both ship in the `lightgbm` extra).
     """
-    registered = []
+    registered: list[str] = []
     try:
         from lightgbm import LGBMClassifier
         from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm

@@ -119,7 +119,7 @@ def export_onnx(
             onnx_ready_copy(model, schema),
             initial_types=onnx_initial_types(schema),
             options={"zipmap": False},
-            target_opset=ONNX_OPSETS,  # type: ignore[arg-type]
+            target_opset=ONNX_OPSETS,
         )
         payload = onx.SerializeToString()
         options = ort.SessionOptions()

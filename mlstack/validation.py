@@ -240,6 +240,8 @@ def row_reasons(
 
 
 def _row_reason(issue: ColumnIssue, value: object) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()  # 1000000.0, not np.float64(1000000.0)
     if issue.kind == MISSING:
         return f"{issue.column}: missing value"
     if issue.kind == NOT_NUMERIC:
