@@ -225,9 +225,13 @@ def acked_ids(workdir: Path) -> list[str]:
     ]  # a partial last line is not an ack
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(("backend", "workers"), [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)])
 def test_sigkill_under_load_loses_no_acknowledged_prediction(
-    backend: str, trained_registry: TrainedRegistry, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str,
+    workers: int,
+    trained_registry: TrainedRegistry,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """README "Acknowledged means stored": SIGKILL mid-load, restart, and every acknowledged id is stored.
 
@@ -242,14 +246,13 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
     config = store_config(trained_registry, url)
     port = free_port()
     load_dir = tmp_path / "load"
-    with run_api(config, tmp_path / "api", port=port) as api:
+    with run_api(config, tmp_path / "api", port=port, workers=workers) as api:
         load = load_from_another_process(api.url, typical_instance(api), load_dir)
         try:
             wait_until(lambda: len(acked_ids(load_dir)) >= 3000, 120, interval=0.05, what="3000 acks")
-            api.process.send_signal(signal.SIGKILL)
-            api.process.wait(timeout=10)
+            api.kill()  # SIGKILL to the parent and every worker at once
             acked_before_kill = len(acked_ids(load_dir))
-            with run_api(config, tmp_path / "api", port=port) as restarted:
+            with run_api(config, tmp_path / "api", port=port, workers=workers) as restarted:
                 wait_until(
                     lambda: len(acked_ids(load_dir)) >= acked_before_kill + 1000,
                     120,
@@ -269,6 +272,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
     missing = set(acked) - stored
     numbers = {
         "backend": backend,
+        "workers": workers,
         "requests_sent": summary["sent"],
         "acknowledged": len(acked),
         "acknowledged_before_kill": acked_before_kill,
@@ -276,7 +280,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
         "missing": len(missing),
         "failed_requests": summary["failures"],
     }
-    record(f"sigkill_{backend}", numbers)
+    record(f"sigkill_{backend}_{workers}w", numbers)
     assert len(acked) == len(set(acked)) == summary["acknowledged"]
     assert len(acked) >= 4000, numbers
     assert len(missing) == 0, numbers
