@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 
 from mlstack.config import Config
-from mlstack.contract import ADMIN_TOKEN_ENV
+from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV
 from mlstack.prediction_log import PredictionLogWriter
 from mlstack.store import PredictionStore
 from mlstack_api.metrics import NO_MODEL, ApiMetrics
@@ -31,6 +31,12 @@ def admin_token_from_env() -> str | None:
     return token or None
 
 
+def feedback_token_from_env() -> str | None:
+    """The bearer token of POST /feedback, or None (feedback disabled) when unset or blank."""
+    token = os.environ.get(FEEDBACK_TOKEN_ENV, "").strip()
+    return token or None
+
+
 @dataclass
 class ApiState:
     """Everything the routes share. `model` is set only when a fixed model is injected (tests)."""
@@ -42,6 +48,7 @@ class ApiState:
     watcher: ModelWatcher | None = None
     store: PredictionStore | None = None
     writer: PredictionLogWriter | None = None
+    feedback_token: str | None = None
 
     def __post_init__(self) -> None:
         self.metrics = ApiMetrics()
