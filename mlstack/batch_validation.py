@@ -6,10 +6,11 @@ This module reaches the same verdict for a whole batch with a few C-level passes
 error itself: on any problem it finds the first instance that has one and lets the row-wise
 validator raise for it, so status, message and `instances[i].field` are exactly the row-wise ones.
 
-Each feature is checked by its column kind. There is one kind today, `NUMERIC` (JSON int or float,
-finite, within float32); a categorical or nullable kind is another `ColumnKind` with its own JSON
-types, conversion and value check, chosen per feature by `column_kind`. Columns of the same kind are
-validated together as one block.
+Each feature is checked by its column kind. There is one kind today, `NUMERIC` (a required number:
+JSON int or float, finite, within float32); a categorical or nullable kind is another `ColumnKind`
+with its own JSON types, conversion and value check, returned for its features by `column_kind`.
+Columns of the same kind are validated together as one block. `supports(schema)` says whether every
+feature has a kind (else the caller validates row by row).
 """
 
 from __future__ import annotations
@@ -63,9 +64,16 @@ class NumericKind:
 NUMERIC = NumericKind()
 
 
-def column_kind(_spec: FeatureSpec) -> ColumnKind:
-    """The kind that validates a feature (issue 15 adds categorical and nullable kinds here)."""
-    return NUMERIC
+def column_kind(spec: FeatureSpec) -> ColumnKind | None:
+    """The kind that validates a feature column-wise, or None when there is none (yet) for it."""
+    if not spec.is_categorical and not spec.nullable:
+        return NUMERIC
+    return None  # categorical and nullable features: row by row until they get their kinds
+
+
+def supports(schema: FeatureSchema) -> bool:
+    """Whether every feature of `schema` has a column kind (and no id column may come along)."""
+    return schema.id_column is None and all(column_kind(spec) is not None for spec in schema.features)
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,13 @@ def validate_batch(instances: list[Any], schema: FeatureSchema) -> ValidatedBatc
     """
     if not instances:
         raise SchemaError("instances", "must contain at least one instance")
+    if not supports(schema):
+        raise TypeError("the schema has features without a column kind: validate it row by row")
     names = schema.feature_names
     kinds: dict[str, tuple[ColumnKind, list[int]]] = {}
     for position, spec in enumerate(schema.features):
         kind = column_kind(spec)
+        assert kind is not None  # supports() checked
         kinds.setdefault(kind.name, (kind, []))[1].append(position)
     try:
         rows = _rows(instances, names)

@@ -135,7 +135,7 @@ class FeatureSpec:
             raise SchemaError(self.name, "must be finite (not NaN or infinity)", index)
         if abs(number) > FLOAT32_MAX:
             # The ONNX runtime takes float32: a larger value would silently become infinity.
-            raise SchemaError(self.name, f"must be within ±{FLOAT32_MAX:.6g}", index)
+            raise SchemaError(self.name, f"magnitude must be at most {FLOAT32_MAX:.8g} (float32)", index)
         return number
 
 
