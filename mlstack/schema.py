@@ -10,7 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlstack.contract import METADATA_FEATURE_SCHEMA
+
+# The models run on float32 (ONNX Runtime's input type): a larger magnitude would become infinity.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+NOT_FINITE = "must be finite (not NaN or infinity)"
+BEYOND_FLOAT32 = f"magnitude must be at most {FLOAT32_MAX:.8g} (float32)"
 
 
 class SchemaError(ValueError):
@@ -89,6 +94,16 @@ class FeatureSchema:
         }
 
     @classmethod
+    def from_model_metadata(cls, metadata: Mapping[str, Any] | None) -> FeatureSchema | None:
+        """The schema mlstack logs in a model's metadata; None for a model logged without one.
+
+        Raises:
+            KeyError, TypeError, ValueError: the metadata holds a malformed schema.
+        """
+        raw = (metadata or {}).get(METADATA_FEATURE_SCHEMA)
+        return None if raw is None else cls.from_dict(raw)
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
         return cls(
             features=tuple(FeatureSpec(**f) for f in data["features"]),
@@ -120,12 +135,26 @@ class FeatureSchema:
             except OverflowError:
                 raise SchemaError(name, "is too large for a number", index) from None
             if not math.isfinite(number):
-                raise SchemaError(name, "must be finite (not NaN or infinity)", index)
+                raise SchemaError(name, NOT_FINITE, index)
             if abs(number) > FLOAT32_MAX:
-                # The ONNX runtime takes float32: a larger value would silently become infinity.
-                raise SchemaError(name, f"must be within ±{FLOAT32_MAX:.6g}", index)
+                raise SchemaError(name, BEYOND_FLOAT32, index)
             row.append(number)
         return row
+
+    def check_values(self, matrix: np.ndarray) -> None:
+        """The finiteness and float32 checks of `validate_instance`, vectorised over a batch.
+
+        `matrix` holds the batch's numbers in feature order (float64, one row per instance).
+
+        Raises:
+            SchemaError: for the first offending value in row order, as `validate_instance` would.
+        """
+        bad = ~np.isfinite(matrix)
+        bad |= np.abs(np.where(bad, 0.0, matrix)) > FLOAT32_MAX
+        if bad.any():
+            index, col = (int(i) for i in np.argwhere(bad)[0])
+            message = NOT_FINITE if not math.isfinite(float(matrix[index, col])) else BEYOND_FLOAT32
+            raise SchemaError(self.features[col].name, message, index)
 
     def to_matrix(self, instances: Sequence[Any]) -> np.ndarray:
         """Validate a batch and return a float32 matrix in feature order."""

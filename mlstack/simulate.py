@@ -134,7 +134,7 @@ class TrafficGenerator:
 
     def plausibility_warning(self) -> str | None:
         """A note when the shift leaves the band validate-data accepts (the retrain would be refused)."""
-        from mlstack.validation import RANGE_SLACK
+        from mlstack.data_validation import RANGE_SLACK
 
         span = self.values.max(axis=0) - self.values.min(axis=0)
         too_far = [

@@ -7,7 +7,6 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from mlstack.config import CandidateConfig, Config
 from mlstack.contract import MODEL_ARTIFACT, ONNX_ARTIFACT, REFERENCE_ARTIFACT, OnnxParity
 from mlstack.data import Dataset, Split
 from mlstack.schema import FeatureSchema
+from mlstack.state import CandidateResult
 
 log = logging.getLogger(__name__)
 # cloudpickle is chosen on purpose (skops refuses untrusted tree types on load); the models we load
@@ -54,21 +54,6 @@ ESTIMATORS: dict[str, type[ClassifierMixin]] = {
     "KNeighborsClassifier": KNeighborsClassifier,
     "LogisticRegression": LogisticRegression,
 }
-
-
-@dataclass
-class CandidateResult:
-    """One trained candidate and where it lives in MLflow."""
-
-    name: str
-    run_id: str
-    model_uri: str
-    metrics: dict[str, float]
-    onnx_parity: OnnxParity
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def score(self, metric: str) -> float:
-        return self.metrics[metric]
 
 
 def build_estimator(candidate: CandidateConfig) -> Pipeline:

@@ -22,8 +22,8 @@ from mlstack.contract import EXIT_LOCKED, STAGES
 from mlstack.logs import configure_logging
 
 if TYPE_CHECKING:
+    from mlstack.deployment import Runtime
     from mlstack.pipeline import Pipeline
-    from mlstack.runtime.base import Runtime
 
 
 def make_runtime(name: str, config: Config) -> Runtime:
@@ -112,8 +112,8 @@ def print_summary(pipeline: Pipeline, config: Config, seconds: float) -> None:
         typer.echo("\ncandidates:")
         typer.echo(summary_frame(state, config.training.primary_metric).to_string(index=False))
     if state.gate:
-        verdict = "promote" if state.gate["promote"] else "keep champion"
-        typer.echo(f"\ngate: {verdict}: {state.gate['reason']}")
+        verdict = "promote" if state.gate.promote else "keep champion"
+        typer.echo(f"\ngate: {verdict}: {state.gate.reason}")
     if state.skipped:
         typer.echo(f"\nskipped: {state.skipped}")
     try:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlstack.schema import FeatureSchema, SchemaError
+from mlstack.schema import FLOAT32_MAX, FeatureSchema, SchemaError
 
 
 class RequestError(Exception):
@@ -73,8 +73,6 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
 
 
 _NUMBER_TYPES = frozenset((int, float))
-#: Models run on float32 (ONNX input type); larger magnitudes cannot be represented.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
@@ -95,13 +93,7 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
                 return schema.to_matrix(instances)
         rows.append(row)
     matrix = np.array(rows, dtype=np.float64)
-    if not np.isfinite(matrix).all():
-        return schema.to_matrix(instances)  # NaN/infinity: let the schema name the feature
-    too_large = np.abs(matrix) > FLOAT32_MAX
-    if too_large.any():
-        index, col = (int(i) for i in np.argwhere(too_large)[0])
-        field = f"instances[{index}].{names[col]}"
-        raise RequestError(422, f"{field}: magnitude must be at most {FLOAT32_MAX:.8g} (float32)", field)
+    schema.check_values(matrix)  # NaN, infinity, beyond float32: a SchemaError naming the value
     return matrix  # float64: sklearn gets the values as sent; ONNX casts to its input type
 
 
