@@ -16,13 +16,13 @@ TOP = 15
 #: profiles read alike.
 PREDICTOR_BUCKETS: dict[str, tuple[str, ...]] = {
     "prediction-log writer thread": ("PredictionLogWriter._run (",),
+    "  writer: waiting for rows / waking (Condition.wait)": ("PredictionLogWriter._take (",),
     "  writer: rows to JSON (orjson)": ("as_row (", "PredictionRows.json_columns ("),
-    "  writer: insert (SQLite / PostgreSQL)": (
+    "  writer: insert + commit (SQLite / PostgreSQL driver)": (
         "do_execute (",
-        "LogAppender._sqlite (",
-        "LogAppender._postgres (",
+        "do_commit (",
+        "LogAppender.append (",
     ),
-    "  writer: commit": ("do_commit (", "LogAppender._commit (", "LogAppender.commit ("),
     "request handler (predict)": ("predict (mlstack_api/routes.py",),
     "  body parse + validation": ("parse_instances (",),
     "  ONNX Runtime / sklearn call": ("predict_proba (mlstack_api/model.py",),

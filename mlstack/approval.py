@@ -14,8 +14,8 @@ class ApprovalError(RuntimeError):
 def _check_challenger(config: Config, version: str) -> None:
     client = registry.make_client(config)
     challenger = registry.challenger_version(client, config)
-    if challenger is None or challenger.version != str(version):
-        current = challenger.version if challenger else "none"
+    if challenger is None or str(challenger.version) != str(version):
+        current = str(challenger.version) if challenger else "none"
         raise ApprovalError(f"v{version} is not the {config.project.challenger_alias} (it is {current})")
     if challenger.tags.get(TAG_GATE) != GATE_PASSED:
         raise ApprovalError(

@@ -98,7 +98,8 @@ class ApiConfig(_Section):
     max_batch: int = Field(1000, ge=1)
     max_body_bytes: int = Field(1_048_576, ge=1024)
     reload_interval_s: float = Field(3.0, gt=0)
-    workers: int = Field(1, ge=1)
+    # null: one worker per CPU the process may use (affinity mask, cgroup CPU quota); docs/api.md.
+    workers: int | None = Field(None, ge=1)
 
 
 class PredictionStoreConfig(_Section):

@@ -196,6 +196,8 @@ K8S_OVERLAY_ENV: Final = "MLSTACK_K8S_OVERLAY"
 K8S_NAMESPACE_ENV: Final = "MLSTACK_K8S_NAMESPACE"
 K8S_CONTEXT_ENV: Final = "MLSTACK_K8S_CONTEXT"
 KUBECTL_ENV: Final = "MLSTACK_KUBECTL"
+# prometheus_client's multiprocess mode: the directory the predictor's workers share their metrics in.
+PROMETHEUS_MULTIPROC_DIR_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 # Set by Jenkins: the build's tag, the commit built, and the approver the input step names.
 BUILD_TAG_ENV: Final = "BUILD_TAG"
 GIT_COMMIT_ENV: Final = "GIT_COMMIT"

@@ -111,33 +111,47 @@ def write_report(
     """
     min_rows = config.exporter.drift_min_rows
     if version is None or reference is None:
-        write_placeholder_report(path, "Drift: no champion", "No model has the champion alias yet.")
+        write_placeholder_report(path, "Drift: no champion", "No champion yet: nothing to compare against.")
         return DriftReport("no_champion", 0, min_rows, None, None, path)
     rows = window.rows if window is not None else 0
     if window is None or rows < min_rows:
         write_placeholder_report(
             path,
             "Drift: insufficient data",
-            f"{rows} logged predictions in the window; at least {min_rows} are needed "
-            f"(exporter.drift_min_rows). Reference: model version {version}.",
+            f"Insufficient data: {rows} logged predictions, {min_rows} needed (exporter.drift_min_rows). "
+            f"Reference: model version {version}.",
         )
         return DriftReport("insufficient_data", rows, min_rows, version, None, path)
-    features = [c for c in reference.columns if c != PREDICTION_COLUMN]
-    result = compute_drift(reference, window.frame, features, config.monitoring.drift_share_threshold)
+    result = compute_drift(
+        reference, window.frame, reference_features(reference), config.monitoring.drift_share_threshold
+    )
     write_html_report(result, path)
     return DriftReport("ok", rows, min_rows, version, result, path)
 
 
-def write_drift_report(config: Config, path: Path) -> str:
-    """The drift-report stage: fetch the champion's reference and the latest window, write the report."""
+def reference_features(reference: pd.DataFrame) -> list[str]:
+    """The features a reference sample holds: every column but the model's prediction."""
+    return [str(c) for c in reference.columns if c != PREDICTION_COLUMN]
+
+
+def champion_reference(config: Config) -> tuple[str, pd.DataFrame, list[str]] | None:
+    """(version, reference sample, feature names) of the champion, or None before the first promotion."""
     from mlstack import registry
-    from mlstack.feedback import store_exists
 
     client = registry.make_client(config)
     champ = registry.champion_version(client, config)
-    version, reference = None, None
-    if champ is not None and champ.run_id:
-        version, (reference, _) = str(champ.version), download_reference(client, champ.run_id)
+    if champ is None or not champ.run_id:
+        return None
+    reference, _ = download_reference(client, champ.run_id)
+    return str(champ.version), reference, reference_features(reference)
+
+
+def write_drift_report(config: Config, path: Path) -> str:
+    """The drift-report stage: fetch the champion's reference and the latest window, write the report."""
+    from mlstack.feedback import store_exists
+
+    found = champion_reference(config)
+    version, reference = (found[0], found[1]) if found else (None, None)
     window = None
     if version is not None and store_exists(config.prediction_store_url):
         store = PredictionStore(config.prediction_store_url)

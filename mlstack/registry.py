@@ -85,7 +85,10 @@ def actor() -> str:
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
-    """The version behind an alias, or None when the alias (or the model) does not exist."""
+    """The version behind an alias, or None when the alias (or the model) does not exist.
+
+    Compare its `.version` through `str()`: MLflow's REST client gives "3", its SQL store 3.
+    """
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
@@ -146,7 +149,7 @@ def record_move(
 def move_alias(client: MlflowClient, name: str, alias: str, version: str, reason: str) -> AliasMove | None:
     """Point `alias` at `version` and record the move; None when it already points there."""
     current = version_by_alias(client, name, alias)
-    old = current.version if current else None
+    old = str(current.version) if current else None
     if old == str(version):
         return None
     client.set_registered_model_alias(name, alias, str(version))
@@ -159,7 +162,7 @@ def clear_alias(client: MlflowClient, name: str, alias: str, reason: str) -> Ali
     if current is None:
         return None
     client.delete_registered_model_alias(name, alias)
-    return record_move(client, name, alias, current.version, None, reason)
+    return record_move(client, name, alias, str(current.version), None, reason)
 
 
 def rollback_target(client: MlflowClient, config: Config) -> str:
@@ -170,7 +173,7 @@ def rollback_target(client: MlflowClient, config: Config) -> str:
         for m in history(client, config.project.registered_model)
         if m.alias == config.project.champion_alias and m.to_version
     ]
-    current = champ.version if champ else None
+    current = str(champ.version) if champ else None
     for move in reversed(moves):
         if move.to_version == current and move.from_version and move.from_version != current:
             return move.from_version

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from tests.support.mlflow_server import MlflowServer, start_mlflow_server
+from tests.support.mlflow_store import FileStore, file_store, migrated_template
 from tests.support.pipeline import TrainedRegistry, isolated_config, run_training
 
 
@@ -50,3 +52,25 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def _mlflow_store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return migrated_template(tmp_path_factory.mktemp("mlflow-template"))
+
+
+@pytest.fixture
+def mlflow_store(
+    _mlflow_store_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FileStore]:
+    """A fresh file-backed MLflow (SQLite + artifact dir) of this test's own: no server.
+
+    The working directory is the test's tmp dir, so nothing MLflow defaults to (./mlruns) lands in
+    the repository, and the process-wide tracking URI is restored afterwards.
+    """
+    monkeypatch.chdir(tmp_path)
+    previous = mlflow.get_tracking_uri()
+    try:
+        yield file_store(_mlflow_store_template, tmp_path / "mlflow")
+    finally:
+        mlflow.set_tracking_uri(previous)

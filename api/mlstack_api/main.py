@@ -52,13 +52,6 @@ def create_app(
     """
     _configure_logging()
     config = config or load_config()
-    if config.api.workers != 1:
-        # Model, watcher, log buffer and metrics registry live in the process: N workers would
-        # load N models, poll N times and expose N disjoint /metrics views. Scale with instances.
-        raise ValueError(
-            f"api.workers={config.api.workers}: the predictor runs one worker process per instance; "
-            "run more instances (each scraped by Prometheus) instead. See docs/api.md."
-        )
     token = admin_token_from_env() if admin_token is _FROM_ENV else admin_token
     state = ApiState(config, token if isinstance(token, str) and token else None, fixed_model=model)
 

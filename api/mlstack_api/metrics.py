@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mlstack.contract import PROMETHEUS_MULTIPROC_DIR_ENV
 from mlstack.prediction_log import REFUSAL_REASONS, RefusalReason, WriterHooks
 from mlstack_api.model import ServedModel
 
@@ -31,7 +32,6 @@ LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 LOAD_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 NO_MODEL = "none"
 UNMATCHED_ROUTE = "unmatched"
 
@@ -44,7 +44,7 @@ def multiprocess_dir() -> str | None:
     """
     if not getattr(values.ValueClass, "_multiprocess", False):
         return None
-    return os.environ.get(MULTIPROC_DIR_ENV)
+    return os.environ.get(PROMETHEUS_MULTIPROC_DIR_ENV)
 
 
 class _ServedModelsCollector(Collector):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import time
 from datetime import UTC, datetime
 from importlib import resources
@@ -203,6 +204,8 @@ async def version(request: Request) -> Response:
             "load_seconds": round(model.load_seconds, 3),
             "watching": f"models:/{model.name}@{model.alias}",
             "last_reload_error": state.watcher.last_error if state.watcher else None,
+            # Each worker process loads and swaps the champion on its own: this is the one that answered.
+            "worker": {"pid": os.getpid(), "workers": state.config.api.workers or 1},
         }
     )
 

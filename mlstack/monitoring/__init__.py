@@ -1,8 +1,10 @@
 """Monitoring config from mlstack.yaml: Prometheus, its rules and promtool tests, Alertmanager, Grafana.
 
-One source for every target (`mlstack render monitoring --target local|compose`); the committed files
-under `prometheus/`, `alertmanager/` and `grafana/` are the compose render, and a test keeps them equal
-to a fresh one. Modules, each importing only those above it:
+One source for every target (`mlstack render monitoring --target local|compose|k8s`); the committed
+files under `prometheus/`, `alertmanager/` and `grafana/` are the compose render, those under
+`deploy/k8s/base/monitoring/` the k8s render, and tests keep both equal to a fresh one.
+
+Modules, each importing only those above it:
 
 - `promql`: durations, numbers and selectors as Prometheus reads them.
 - `names`: scrape jobs, recording-rule names, alert routing labels: what rules, dashboards and the

@@ -35,15 +35,16 @@ class Service:
     ready: Callable[[requests.Response], bool] = lambda r: r.status_code == 200
 
 
-def api_command(port: int, workers: int = 1, host: str = LOOPBACK) -> list[str]:
-    """How the predictor is started: its module entry point (as in api/Dockerfile), uvicorn inside.
+def api_command(port: int, workers: int | None = None, host: str = LOOPBACK) -> list[str]:
+    """How the predictor is started (local runtime, tests, benchmarks, the image): `python -m mlstack_api`.
 
-    The app is named explicitly so `make bench` can serve its ceiling app on the same command line.
+    `workers` None leaves the count to `api.workers` (default: one per CPU). The app is named
+    explicitly so a benchmark can run a bare app on exactly the same server command line.
     """
-    return [
-        sys.executable, "-m", "mlstack_api", "--host", host, "--port", str(port), "--workers", str(workers),
-        "--app", PREDICTOR_APP,
+    argv = [
+        sys.executable, "-m", "mlstack_api", "--app", PREDICTOR_APP, "--host", host, "--port", str(port),
     ]  # fmt: skip
+    return argv + (["--workers", str(workers)] if workers else [])
 
 
 def exporter_command(port: int, host: str = LOOPBACK) -> list[str]:

@@ -51,7 +51,7 @@ from mlstack.runtime.local import LocalRuntime
 from mlstack.simulate import DriftSpec, SimulationReport, TrafficGenerator, probe_accuracy, run_simulation
 from tests.support.binaries import require_binary
 from tests.support.ct import notification
-from tests.support.exporter import metric_samples
+from tests.support.metrics import metric_total, scrape
 from tests.support.net import free_port
 from tests.support.prom import PrometheusAPI
 from tests.support.services import served_version
@@ -227,7 +227,7 @@ def firing(prom: PrometheusAPI, alertname: str) -> bool:
 
 
 def api_model_info(stack: Stack, version: str) -> float | None:
-    samples = metric_samples(requests.get(f"{stack.url('api')}/metrics", timeout=5).text)
+    samples = scrape(stack.url("api"))
     infos = [
         v
         for (name, labels), v in samples.items()
@@ -272,7 +272,7 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
         return float(share[0]["value"][1]) + 1e-9 if window and share else None  # +1e-9: 0.0 is a reading
 
     share_clean = stack.poll(clean_drift_reading, 60, "a drift reading over a full clean window") - 1e-9
-    time.sleep(3)  # a few more rule evaluations on the clean reading
+    prom.wait_for_evaluations("DataDriftDetected", 3)  # a few more rule evaluations on the clean reading
     assert share_clean < 0.5
     assert not [a for a in prom.alerts() if a["labels"]["alertname"] == "DataDriftDetected"]
     assert registry.champion_version(client, cfg).version == "1"  # type: ignore[union-attr]
@@ -424,7 +424,16 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
         "accuracy", "passed", "pending",
     )  # fmt: skip
     assert registry.champion_version(client, cfg).version == "2"  # type: ignore[union-attr]
-    time.sleep(3 * cfg.api.reload_interval_s)
+    # Three more model polls of the predictor since the challenger was registered, none of them a swap.
+    polls = metric_total(scrape(stack.url("api")), "mlops_model_reload_total", result="unchanged") or 0.0
+    stack.poll(
+        lambda: (
+            (metric_total(scrape(stack.url("api")), "mlops_model_reload_total", result="unchanged") or 0)
+            >= polls + 3
+        ),
+        30,
+        "three more model polls by the predictor",
+    )
     assert served_version(stack.url("api")) == "2"  # quarantine: the predictor keeps the champion
 
     approved = stack.mlstack("approve", v3)

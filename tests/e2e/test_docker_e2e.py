@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,8 +28,8 @@ from mlflow import MlflowClient
 from mlstack.config import REPO_ROOT, Config, load_config
 from mlstack.data import load_base_dataset
 from mlstack.runtime.compose import ComposeRuntime
-from tests.support.compose import DOCKER_SCAFFOLDING, require_docker_engine, write_env_file
-from tests.support.exporter import metric_samples, sample_value
+from tests.support.compose import build_standins, require_docker_engine, write_env_file
+from tests.support.metrics import sample_value, scrape
 from tests.support.net import free_port, wait_until
 from tests.support.prom import PrometheusAPI
 
@@ -106,8 +105,7 @@ def served_version(stack: Stack) -> str | None:
 
 
 def exporter_champion(stack: Stack) -> float | None:
-    text = requests.get(f"{stack.urls['exporter']}/metrics", timeout=5).text
-    return sample_value(metric_samples(text), "mlops_champion_version", model=MODEL)
+    return sample_value(scrape(stack.urls["exporter"]), "mlops_champion_version", model=MODEL)
 
 
 def train(stack: Stack, phase: str, env: dict[str, str] | None = None) -> str:
@@ -132,10 +130,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     timings: dict[str, float] = {}
 
     started = time.monotonic()
-    built = subprocess.run(
-        ["bash", str(DOCKER_SCAFFOLDING / "build-standins.sh")], capture_output=True, text=True, check=False
-    )
-    assert built.returncode == 0, f"stand-in images failed to build:\n{built.stderr[-4000:]}"
+    build_standins()
     timings["standins"] = round(time.monotonic() - started, 1)
 
     ports = {

@@ -24,7 +24,7 @@ from mlstack import registry
 from mlstack.config import REPO_ROOT, Config
 from mlstack.pipeline import PipelineError
 from mlstack.store import PredictionStore
-from tests.support.exporter import metric_samples, sample_value
+from tests.support.metrics import metric_total, sample_value, scrape
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import free_port, wait_until
 from tests.support.pipeline import TrainedRegistry, isolated_config, run_training
@@ -37,16 +37,14 @@ pytestmark = pytest.mark.integration
 
 
 def api_metric(api: ApiProcess, name: str, **labels: str) -> float:
-    samples = metric_samples(requests.get(f"{api.url}/metrics", timeout=5).text)
-    value = sample_value(samples, name, **labels)
+    value = sample_value(scrape(api.url), name, **labels)
     assert value is not None, f"{name}{labels or ''} missing from /metrics"
     return value
 
 
 def api_metric_sum(api: ApiProcess, name: str) -> float:
     """The sum over every label set of `name` (e.g. refusals of every reason)."""
-    samples = metric_samples(requests.get(f"{api.url}/metrics", timeout=5).text)
-    return sum(value for (sample, _labels), value in samples.items() if sample == name)
+    return metric_total(scrape(api.url), name) or 0.0
 
 
 def typical_instance(api: ApiProcess) -> dict[str, float]:
@@ -227,9 +225,13 @@ def acked_ids(workdir: Path) -> list[str]:
     ]  # a partial last line is not an ack
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(("backend", "workers"), [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)])
 def test_sigkill_under_load_loses_no_acknowledged_prediction(
-    backend: str, trained_registry: TrainedRegistry, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str,
+    workers: int,
+    trained_registry: TrainedRegistry,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """README "Acknowledged means stored": SIGKILL mid-load, restart, and every acknowledged id is stored.
 
@@ -244,14 +246,13 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
     config = store_config(trained_registry, url)
     port = free_port()
     load_dir = tmp_path / "load"
-    with run_api(config, tmp_path / "api", port=port) as api:
+    with run_api(config, tmp_path / "api", port=port, workers=workers) as api:
         load = load_from_another_process(api.url, typical_instance(api), load_dir)
         try:
             wait_until(lambda: len(acked_ids(load_dir)) >= 3000, 120, interval=0.05, what="3000 acks")
-            api.process.send_signal(signal.SIGKILL)
-            api.process.wait(timeout=10)
+            api.kill()  # SIGKILL to the parent and every worker at once
             acked_before_kill = len(acked_ids(load_dir))
-            with run_api(config, tmp_path / "api", port=port) as restarted:
+            with run_api(config, tmp_path / "api", port=port, workers=workers) as restarted:
                 wait_until(
                     lambda: len(acked_ids(load_dir)) >= acked_before_kill + 1000,
                     120,
@@ -271,6 +272,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
     missing = set(acked) - stored
     numbers = {
         "backend": backend,
+        "workers": workers,
         "requests_sent": summary["sent"],
         "acknowledged": len(acked),
         "acknowledged_before_kill": acked_before_kill,
@@ -278,7 +280,7 @@ def test_sigkill_under_load_loses_no_acknowledged_prediction(
         "missing": len(missing),
         "failed_requests": summary["failures"],
     }
-    record(f"sigkill_{backend}", numbers)
+    record(f"sigkill_{backend}_{workers}w", numbers)
     assert len(acked) == len(set(acked)) == summary["acknowledged"]
     assert len(acked) >= 4000, numbers
     assert len(missing) == 0, numbers

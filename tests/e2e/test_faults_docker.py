@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -27,8 +26,8 @@ from tests.e2e.test_docker_e2e import (
     instances,
     served_version,
 )
-from tests.support.compose import DOCKER_SCAFFOLDING, require_docker_engine, write_env_file
-from tests.support.exporter import metric_samples, sample_value
+from tests.support.compose import build_standins, require_docker_engine, write_env_file
+from tests.support.metrics import sample_value, scrape
 from tests.support.net import free_port, wait_until
 from tests.support.traffic import Traffic, record_numbers
 
@@ -41,10 +40,7 @@ PROJECT = "mlstack-faults"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The compose stack (no Grafana, no Jenkins) with a trained champion v1 being served."""
     require_docker_engine()
-    built = subprocess.run(
-        ["bash", str(DOCKER_SCAFFOLDING / "build-standins.sh")], capture_output=True, text=True, check=False
-    )
-    assert built.returncode == 0, f"stand-in images failed to build:\n{built.stderr[-4000:]}"
+    build_standins()
     ports = {
         name: free_port() for name in ("mlflow", "api", "exporter", "prometheus", "alertmanager", "grafana")
     }
@@ -83,13 +79,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def api_metric(stack: Stack, name: str, **labels: str) -> float:
-    samples = metric_samples(requests.get(f"{stack.urls['api']}/metrics", timeout=5).text)
-    return sample_value(samples, name, **labels) or 0.0
+    return sample_value(scrape(stack.urls["api"]), name, **labels) or 0.0
 
 
 def exporter_metric(stack: Stack, name: str, **labels: str) -> float | None:
-    samples = metric_samples(requests.get(f"{stack.urls['exporter']}/metrics", timeout=5).text)
-    return sample_value(samples, name, **labels)
+    return sample_value(scrape(stack.urls["exporter"]), name, **labels)
 
 
 def test_mlflow_container_down_the_predictor_keeps_serving(stack: Stack) -> None:
@@ -175,7 +169,7 @@ def test_api_sigkilled_under_load_comes_back_and_loses_no_acknowledged_predictio
     with Traffic(
         stack.urls["api"], instances(1)[0], workers=4, max_requests=1_000_000, max_seconds=400, timeout=5
     ) as traffic:
-        time.sleep(4.0)
+        wait_until(lambda: traffic.acknowledged >= 200, 60, interval=0.05, what="traffic flowing")
         killed_at = time.monotonic()
         try:
             os.kill(pid, signal.SIGKILL)  # `docker kill` counts as a manual stop: no restart

@@ -18,14 +18,26 @@ def in_ci() -> bool:
 
 
 def skip_or_fail(message: str) -> NoReturn:
-    """Skip the test with `message` locally; fail it under CI, where everything must be installed."""
+    """Skip the test with `message` locally; fail it under CI, where everything must be installed.
+
+    The one place that makes this decision, so `make test` passes on any machine while CI (which
+    installs everything, .ci/run) can never go green by skipping.
+    """
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
     if in_ci():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
 
 
 def require_binary(name: str, *alternatives: str) -> str:
-    """Return the path of the first binary found; skip (locally) or fail (CI) if none is."""
+    """Return the path of the first binary found; skip (locally) or fail (CI) if none is.
+
+    `alternatives` are other names of the SAME program (Debian's `prometheus-alertmanager` is
+    upstream's `alertmanager`), never a different tool: where several tools can each do the job and
+    must be shown to work (compose: `docker compose` or `docker-compose`), use a helper that runs them
+    (tests/support/compose.require_compose); a bare `docker` client is no compose.
+    """
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
     for candidate in (name, *alternatives):
         path = shutil.which(candidate)
         if path:
@@ -35,6 +47,7 @@ def require_binary(name: str, *alternatives: str) -> str:
 
 def require_node_packages(*packages: str) -> str:
     """The `node` binary, once the npm packages are installed in the repo; skip (locally) or fail (CI)."""
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
     node = require_binary("node")
     missing = [p for p in packages if not (REPO_ROOT / "node_modules" / p / "package.json").is_file()]
     if missing:

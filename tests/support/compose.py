@@ -7,11 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from mlstack.config import REPO_ROOT
 from mlstack.contract import REQUIRED_SECRETS
-from tests.support.binaries import in_ci
+from tests.support.binaries import in_ci, skip_or_fail
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yaml"
 DOCKER_SCAFFOLDING = REPO_ROOT / "tests" / "docker"
@@ -25,16 +23,42 @@ def write_env_file(path: Path, omit: tuple[str, ...] = (), **extra: str) -> dict
     return values
 
 
+NO_COMPOSE = (
+    "no working compose CLI: `docker compose version` fails (no compose plugin) and `docker-compose` "
+    "is not installed or does not run (.ci/run installs docker-compose)"
+)
+
+
+def _works(argv: list[str]) -> bool:
+    """True when `argv + ["version"]` runs and exits 0: installed is not enough, it must work."""
+    try:
+        probe = subprocess.run([*argv, "version"], capture_output=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
 def compose_implementations() -> list[list[str]]:
-    """Every compose CLI installed here: `docker-compose` (v1) and/or `docker compose` (v2)."""
-    found: list[list[str]] = []
+    """Every WORKING compose CLI here: `docker-compose` (v1) and/or `docker compose` (v2 plugin).
+
+    A bare `docker` client is not a compose CLI: distribution packages and remote-engine setups often
+    ship the client without the compose plugin, so each candidate is run (`... version`), not looked up.
+    """
+    candidates = []
     if shutil.which("docker-compose"):
-        found.append(["docker-compose"])
+        candidates.append(["docker-compose"])
     if shutil.which("docker"):
-        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
-        if probe.returncode == 0:
-            found.append(["docker", "compose"])
-    return found
+        candidates.append(["docker", "compose"])
+    return [argv for argv in candidates if _works(argv)]
+
+
+def require_compose() -> list[str]:
+    """The first working compose CLI; skip (locally) or fail (CI) with the reason when there is none."""
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
+    found = compose_implementations()
+    if not found:
+        skip_or_fail(NO_COMPOSE)
+    return found[0]
 
 
 def docker_reachable() -> bool:
@@ -45,13 +69,41 @@ def docker_reachable() -> bool:
 
 
 def require_docker_engine() -> None:
-    """Skip locally without a Docker engine; in CI start one (tests/docker/start-dockerd.sh) or fail."""
+    """A Docker engine and a working compose CLI (the stack is driven through compose).
+
+    Skip locally when either is missing; in CI start an engine (tests/docker/start-dockerd.sh) or fail.
+    """
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
+    require_compose()
     if docker_reachable():
         return
-    if in_ci():
-        script = DOCKER_SCAFFOLDING / "start-dockerd.sh"
-        started = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
-        if started.returncode == 0 and docker_reachable():
-            return
-        pytest.fail(f"CI needs a Docker engine and none could be started:\n{started.stderr}", pytrace=False)
-    pytest.skip("no Docker engine reachable (start one: bash tests/docker/start-dockerd.sh)")
+    if not in_ci():
+        skip_or_fail("no Docker engine reachable (start one: bash tests/docker/start-dockerd.sh)")
+    script = DOCKER_SCAFFOLDING / "start-dockerd.sh"
+    started = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    if started.returncode == 0 and docker_reachable():
+        return
+    skip_or_fail(f"CI needs a Docker engine and none could be started:\n{started.stderr}")
+
+
+# What build-standins.sh says when the machine lacks a prerequisite (not when a build breaks).
+STANDIN_PREREQUISITES = ("debootstrap missing", "no bookworm apt source found")
+
+
+def build_standins() -> None:
+    """Build (or reuse, cached by tag) the offline stand-in base images the compose stack needs.
+
+    A missing prerequisite (debootstrap, a bookworm apt source) skips locally and fails in CI; a build
+    that breaks is a test failure either way.
+    """
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
+    built = subprocess.run(
+        ["bash", str(DOCKER_SCAFFOLDING / "build-standins.sh")], capture_output=True, text=True, check=False
+    )
+    if built.returncode != 0:
+        missing = [
+            line for line in built.stderr.splitlines() if any(p in line for p in STANDIN_PREREQUISITES)
+        ]
+        if missing:
+            skip_or_fail(f"stand-in images cannot be built here: {missing[0].strip()}")
+    assert built.returncode == 0, f"stand-in images failed to build:\n{built.stderr[-4000:]}"

@@ -1,4 +1,4 @@
-"""Exporter test helpers: runs, versions and predictions as the project logs them; /metrics parsing."""
+"""Exporter test helpers: runs, versions and predictions as the project logs them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from mlstack.contract import REFERENCE_ARTIFACT
 from mlstack.store import PredictionRecord, PredictionStore
@@ -94,19 +93,3 @@ def write_predictions(
     ]
     store.insert_predictions(records)
     return [r.id for r in records]
-
-
-def metric_samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Parse a /metrics body into {(sample name, labels): value}."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def sample_value(
-    samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
-) -> float | None:
-    """One sample's value, or None when the series is absent."""
-    return samples.get((name, frozenset(labels.items())))

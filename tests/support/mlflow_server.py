@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-from tests.support.net import free_port, wait_http_ok
+from tests.support.net import free_port
+from tests.support.process import ServiceProcess
 
 
 @dataclass
@@ -19,60 +16,42 @@ class MlflowServer:
 
     root: Path
     port: int
-    process: subprocess.Popen[bytes] | None = None
     backend_uri: str | None = None  # default: sqlite:///<root>/mlflow.db
-    _log: IO[bytes] | None = None
+    service: ServiceProcess | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120.0) -> MlflowServer:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._log = (self.root / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mlflow",
-                "server",
-                "--backend-store-uri",
-                self.backend_uri or f"sqlite:///{self.root / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(self.root / "artifacts"),
-                "--serve-artifacts",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        argv = [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            self.backend_uri or f"sqlite:///{self.root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.root / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+        ]
+        # Its own process group: `mlflow server` forks its web workers, and a stop must reach them.
+        self.service = ServiceProcess(
+            "mlflow", argv, self.url, self.root / "server.log", ready_path="/health", process_group=True
         )
-        try:
-            wait_http_ok(f"{self.url}/health", timeout)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(
-                f"MLflow did not start:\n{(self.root / 'server.log').read_text()[-3000:]}"
-            ) from None
+        self.service.start(timeout)
         return self
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        if self.service is not None:
+            self.service.stop(timeout=15)
+        self.service = None
 
 
 def start_mlflow_server(root: Path) -> MlflowServer:

@@ -9,6 +9,7 @@ test module and is deleted afterwards.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.support.binaries import in_ci
+from tests.support.binaries import require_binary, skip_or_fail
 from tests.support.net import free_port
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -39,14 +40,19 @@ def pg_bin_dir() -> Path | None:
 
 def require_postgres() -> Path:
     """The PostgreSQL bin dir; skips locally (fails in CI) when PostgreSQL is not installed."""
-    import pytest
-
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
     found = pg_bin_dir()
     if found is None:
-        message = "PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql`"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail("PostgreSQL server binaries (initdb, pg_ctl) not found; install Debian's `postgresql`")
+    if os.geteuid() == 0:
+        # PostgreSQL refuses to run as root: the cluster runs as the `postgres` user via runuser.
+        require_binary("runuser")
+        try:
+            pwd.getpwnam(SUPERUSER)
+        except KeyError:
+            skip_or_fail(
+                f"running as root needs a {SUPERUSER!r} system user (Debian's postgresql creates it)"
+            )
     return found
 
 

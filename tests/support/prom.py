@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,59 +15,7 @@ import requests
 
 from tests.support.binaries import require_binary
 from tests.support.net import free_port, wait_until
-
-
-@dataclass
-class ServiceProcess:
-    """A started binary: its base URL, process and log file."""
-
-    name: str
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self, chars: int = 3000) -> str:
-        """The end of the process log, for failure messages."""
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-
-@contextmanager
-def run_service(
-    name: str,
-    argv: list[str],
-    url: str,
-    ready_path: str,
-    log: Path,
-    env: Mapping[str, str] | None = None,
-    timeout: float = 60,
-) -> Iterator[ServiceProcess]:
-    """Start `argv`, wait until GET `url + ready_path` answers 200; on exit SIGTERM, then SIGKILL."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            argv, stdout=sink, stderr=subprocess.STDOUT, env=dict(env) if env is not None else None
-        )
-    service = ServiceProcess(name, url, process, log)
-    try:
-
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{service.log_tail()}")
-            return requests.get(url + ready_path, timeout=2).status_code == 200
-
-        try:
-            wait_until(ready, timeout=timeout, what=f"{name} at {url}{ready_path}")
-        except (TimeoutError, RuntimeError) as exc:
-            raise RuntimeError(f"{exc}\n--- {name} log ---\n{service.log_tail()}") from exc
-        yield service
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+from tests.support.process import ServiceProcess, run_service
 
 
 @contextmanager
@@ -138,6 +85,34 @@ class PrometheusAPI:
         body = requests.get(f"{self.url}/api/v1/rules", timeout=10).json()
         groups: list[dict[str, Any]] = body["data"]["groups"]
         return groups
+
+    def wait_for_evaluations(self, rule_name: str, count: int, timeout: float = 60) -> None:
+        """Poll until Prometheus has evaluated the rule named `rule_name` `count` more times from now.
+
+        Waiting for evaluations (each rule's `lastEvaluation` moving on) rather than for a time makes
+        "the alert did not fire" mean "did not fire in `count` evaluations", however loaded the machine.
+        """
+        seen: set[str] = set()
+        first: list[str] = []
+
+        def evaluated() -> bool:
+            stamps = [
+                rule["lastEvaluation"]
+                for group in self.rule_groups()
+                for rule in group["rules"]
+                if rule["name"] == rule_name
+            ]
+            if not stamps:
+                raise LookupError(f"no rule named {rule_name!r} is loaded")
+            if not first:
+                first.append(stamps[0])  # the evaluation before "now" does not count
+            elif stamps[0] != first[0]:
+                seen.add(stamps[0])
+            return len(seen) >= count
+
+        wait_until(
+            evaluated, timeout, interval=0.2, what=f"{count} evaluations of {rule_name}", reraise=LookupError
+        )
 
     def wait_for_series(self, expr: str, timeout: float = 60) -> list[dict[str, Any]]:
         """Poll until `expr` returns at least one series; return them (TimeoutError if never)."""

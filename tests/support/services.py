@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,33 +18,49 @@ import yaml
 from mlstack.config import Config
 from mlstack.contract import CONFIG_ENV, ENV_PREFIX
 from mlstack.runtime.local import api_command
-from tests.support.net import free_port
+from tests.support.net import free_port, wait_until
+from tests.support.process import ServiceProcess
 
 
 @dataclass
 class ApiProcess:
-    """A running predictor: base URL, process, log file and the config it was started with."""
+    """A running predictor: its service process and the config it was started with."""
 
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
+    service: ServiceProcess
     config: Config
 
+    @property
+    def url(self) -> str:
+        return self.service.url
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.service.process
+
+    @property
+    def log(self) -> Path:
+        return self.service.log
+
     def log_tail(self, chars: int = 4000) -> str:
-        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+        return self.service.log_tail(chars)
+
+    def kill(self) -> None:
+        """SIGKILL the parent and every worker at once, as the OOM killer or a node failure would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def stop(self, timeout: float = 30.0) -> int:
         """Graceful stop (SIGTERM, as a service manager does); returns the exit code.
 
         uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean stop.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        if self.service.running:
+            self.service.signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+                self.service.kill()
                 raise AssertionError(f"api did not stop within {timeout}s:\n{self.log_tail()}") from None
         return int(self.process.returncode)
 
@@ -75,6 +91,7 @@ def run_api(
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
+    workers: int = 1,
 ) -> Iterator[ApiProcess]:
     """Run `python -m uvicorn mlstack_api.main:app` with `config` (written to a YAML file in `workdir`).
 
@@ -84,42 +101,45 @@ def run_api(
         admin_token: value of MLSTACK_ADMIN_TOKEN, or None to leave admin endpoints disabled.
         wait_ready: wait for /readyz (a model loaded) rather than only /healthz.
         port: listen here (a restart on the same address) instead of on a free port.
+        workers: uvicorn worker processes (1 unless a test is about several).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "mlstack-api.yaml"
     config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     port = port or free_port()
-    log = workdir / "api.log"
-    argv = api_command(port)
-    with log.open("ab") as sink:  # a restart in the same workdir appends
-        process = subprocess.Popen(
-            argv,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env=api_environment(config_file, admin_token, extra_env),
-        )
-    api = ApiProcess(f"http://127.0.0.1:{port}", process, log, config)
+    service = ServiceProcess(
+        "api",
+        api_command(port, workers),
+        f"http://127.0.0.1:{port}",
+        workdir / "api.log",  # appended to: a restart in the same workdir keeps the earlier log
+        ready_path="/readyz" if wait_ready else "/healthz",
+        env=api_environment(config_file, admin_token, extra_env),
+        process_group=True,  # signals reach every worker; kill() is a whole-container crash
+    )
+    service.start(timeout)
+    api = ApiProcess(service, config)
     try:
-        _wait_up(api, "/readyz" if wait_ready else "/healthz", timeout)
+        if workers > 1:
+            _wait_every_worker(api, service.ready_path, timeout, workers)
         yield api
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        service.kill()
+        with contextlib.suppress(ProcessLookupError):  # workers orphaned by a killed parent
+            os.killpg(service.process.pid, signal.SIGKILL)
 
 
-def _wait_up(api: ApiProcess, path: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api.process.poll() is not None:
-            raise RuntimeError(f"api exited with {api.process.returncode}:\n{api.log_tail()}")
-        try:
-            if requests.get(api.url + path, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"api at {api.url}{path} not up after {timeout:.0f}s:\n{api.log_tail()}")
+def _wait_every_worker(api: ApiProcess, path: str, timeout: float, workers: int) -> None:
+    """8 answers of 200 per worker in a row on new connections: each may land on any worker, and each
+    worker loads its model on its own (one ready worker is not a ready container)."""
+    streak = 0
+
+    def ready() -> bool:
+        nonlocal streak
+        ok = requests.get(api.url + path, timeout=2).status_code == 200
+        streak = streak + 1 if ok else 0
+        return streak >= 8 * workers
+
+    wait_until(ready, timeout=timeout, interval=0.05, what=f"every worker of {api.url} ready")
 
 
 @contextmanager

@@ -39,6 +39,7 @@ class TrafficResult:
     started: float
     ended: float
     versions: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)  # the first few failures, in full, for messages
 
     @property
     def acknowledged(self) -> int:
@@ -86,6 +87,7 @@ class Traffic:
         self._acked: dict[str, float] = {}
         self._failures: Counter[str] = Counter()
         self._versions: Counter[str] = Counter()
+        self._examples: list[str] = []
         self._threads: list[threading.Thread] = []
         self._started = 0.0
 
@@ -120,14 +122,12 @@ class Traffic:
             try:
                 response = session.post(self.url, json=self.body, timeout=self.timeout)
             except requests.RequestException as exc:
-                with self._lock:
-                    self._failures[type(exc).__name__] += 1
+                self._fail(type(exc).__name__, repr(exc))
                 time.sleep(0.05)  # the server is gone: do not burn the request budget spinning
                 continue
             now = time.monotonic()
             if response.status_code != 200:
-                with self._lock:
-                    self._failures[str(response.status_code)] += 1
+                self._fail(str(response.status_code), f"{response.status_code}: {response.text[:200]}")
                 continue
             body = response.json()
             with self._lock:
@@ -138,6 +138,12 @@ class Traffic:
                 self.on_ack([prediction["id"] for prediction in body["predictions"]])
         session.close()
 
+    def _fail(self, kind: str, example: str) -> None:
+        with self._lock:
+            self._failures[kind] += 1
+            if len(self._examples) < 5:
+                self._examples.append(example)
+
     @property
     def running(self) -> bool:
         """Whether any worker is still sending (the budget is not spent and stop() not called)."""
@@ -147,6 +153,11 @@ class Traffic:
     def acknowledged(self) -> int:
         with self._lock:
             return len(self._acked)
+
+    def served(self, version: str) -> int:
+        """Answered requests that `version` served so far (the traffic keeps running)."""
+        with self._lock:
+            return self._versions[version]
 
     def stop(self) -> TrafficResult:
         """Stop the workers (each finishes its request in flight) and return what they saw."""
@@ -170,6 +181,7 @@ class Traffic:
                 started=self._started,
                 ended=time.monotonic(),
                 versions=Counter(self._versions),
+                examples=list(self._examples),
             )
 
 

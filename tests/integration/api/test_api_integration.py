@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -31,10 +27,12 @@ from mlstack.data import load_base_dataset, split
 from mlstack.registry import configure_fail_fast_client as configure_mlflow_client
 from mlstack.registry import move_alias
 from mlstack.store import PredictionStore
+from tests.support.metrics import metric_total, scrape
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import wait_until
 from tests.support.pipeline import TrainedRegistry, isolated_config, run_training
 from tests.support.services import ApiProcess, preserved_process_globals, run_api, served_version
+from tests.support.traffic import Traffic
 
 pytestmark = pytest.mark.integration
 
@@ -56,15 +54,8 @@ def typical_instance(api_url: str) -> dict[str, float]:
 
 
 def metric(api_url: str, name: str, **labels: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    text = requests.get(f"{api_url}/metrics", timeout=5).text
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
+    """The predictor's total over the series of `name` whose labels include `labels` (0 if none)."""
+    return metric_total(scrape(api_url), name, **labels) or 0.0
 
 
 def champion(registry: TrainedRegistry) -> str:
@@ -183,49 +174,6 @@ def test_onnx_and_sklearn_agree_and_sklearn_is_the_fallback(
         assert response.status_code == 200 and response.json()["model"]["version"] == str(registered.version)
 
 
-@dataclass
-class Hammer:
-    """Concurrent clients posting /predict in a loop until stopped (bounded in time and count)."""
-
-    url: str
-    instance: dict[str, float]
-    clients: int = 4
-    max_seconds: float = 20.0
-    max_requests_per_client: int = 50_000
-    versions: Counter[str] = field(default_factory=Counter)
-    errors: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _threads: list[threading.Thread] = field(default_factory=list)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        with requests.Session() as session:
-            for _ in range(self.max_requests_per_client):
-                if self._stop.is_set() or time.monotonic() > deadline:
-                    return
-                try:
-                    response = session.post(
-                        f"{self.url}/predict", json={"instances": [self.instance]}, timeout=10
-                    )
-                    if response.status_code != 200:
-                        self.errors.append(f"{response.status_code}: {response.text[:200]}")
-                    else:
-                        self.versions[response.json()["model"]["version"]] += 1
-                except requests.RequestException as exc:
-                    self.errors.append(repr(exc))
-
-    def __enter__(self) -> Hammer:
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.clients)]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-
 def test_alias_move_swaps_the_model_without_a_failed_request(
     trained_registry: TrainedRegistry, tmp_path: Path
 ) -> None:
@@ -241,14 +189,15 @@ def test_alias_move_swaps_the_model_without_a_failed_request(
 
         # Then roll the alias back while a client hammers /predict: every request must succeed.
         client = MlflowClient(tracking_uri=trained_registry.tracking_uri)
-        with Hammer(api.url, instance, max_seconds=20) as hammer:
-            time.sleep(1.0)
+        with Traffic(api.url, instance, workers=4, max_seconds=20) as traffic:
+            wait_until(lambda: traffic.served(new) >= 20, timeout=15, what=f"load on version {new}")
             move_alias(
                 client, trained_registry.model_name, "champion", original, reason="test: swap under load"
             )
             wait_until(lambda: served_version(api.url) == original, timeout=15, what=f"back on {original}")
-            time.sleep(1.0)
-        assert not hammer.errors, hammer.errors[:5]
+            wait_until(lambda: traffic.served(original) >= 20, timeout=15, what=f"load on version {original}")
+        hammer = traffic.stop()
+        assert not hammer.failures, hammer.examples
         assert hammer.versions[new] > 0 and hammer.versions[original] > 0, hammer.versions
         assert metric(api.url, "mlops_model_reload_total", result="success") >= 3  # initial + two swaps
         assert metric(api.url, "mlops_model_reload_total", result="failure") == 0

@@ -14,8 +14,8 @@ import yaml
 from mlstack.config import REPO_ROOT
 from mlstack.contract import CONTAINER_PORTS, REQUIRED_SECRETS
 from mlstack.runtime.compose import read_env_file
-from tests.support.binaries import in_ci, require_binary
-from tests.support.compose import COMPOSE_FILE, compose_implementations, write_env_file
+from tests.support.binaries import require_binary, skip_or_fail
+from tests.support.compose import COMPOSE_FILE, NO_COMPOSE, compose_implementations, write_env_file
 
 # The project's own Dockerfiles. tests/docker/standins/ (CI scaffolding, never shipped) is not linted.
 DOCKERFILES = sorted(
@@ -34,12 +34,11 @@ def hadolint() -> str:
 
 
 def compose_clis() -> list[list[str]]:
+    """Every working compose CLI, so the file is validated by each; skip/fail when there is none."""
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
     found = compose_implementations()
     if not found:
-        message = "neither docker-compose nor `docker compose` is installed (.ci/run installs docker-compose)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(NO_COMPOSE)
     return found
 
 

@@ -13,8 +13,7 @@ import pytest
 from mlstack.config import REPO_ROOT, Config, load_config
 from mlstack.deployment import RuntimeActionError
 from mlstack.runtime.compose import ComposeRuntime, compose_command
-from tests.support.binaries import require_binary
-from tests.support.compose import write_env_file
+from tests.support.compose import require_compose, write_env_file
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def config() -> Config:
 
 
 def test_compose_cli_is_detected_and_scoped_to_the_project(config: Config, tmp_path: Path) -> None:
-    require_binary("docker-compose", "docker")
+    require_compose()
     command = compose_command()
     assert subprocess.run([*command, "version"], capture_output=True, check=False).returncode == 0
     runtime = ComposeRuntime(config, project_name="mlstack-t", env_file=tmp_path / ".env")
@@ -42,7 +41,7 @@ def test_compose_cli_is_detected_and_scoped_to_the_project(config: Config, tmp_p
 
 
 def test_a_failing_compose_command_names_the_missing_secret(config: Config, tmp_path: Path) -> None:
-    require_binary("docker-compose", "docker")
+    require_compose()
     env_file = tmp_path / ".env"
     write_env_file(env_file, omit=("MLFLOW_DB_PASSWORD",))
     runtime = ComposeRuntime(config, project_name="mlstack-t", env_file=env_file)
@@ -54,6 +53,7 @@ def test_a_failing_compose_command_names_the_missing_secret(config: Config, tmp_
 
 
 def test_project_dir_follows_the_jenkins_mount(config: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_compose()  # compose_args() starts with the detected compose CLI
     monkeypatch.delenv("MLSTACK_COMPOSE_PROJECT_DIR", raising=False)
     assert ComposeRuntime(config).project_dir == REPO_ROOT
     monkeypatch.setenv("MLSTACK_COMPOSE_PROJECT_DIR", "/srv/mlstack")

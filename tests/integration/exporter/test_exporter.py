@@ -28,13 +28,14 @@ from mlstack.store import PredictionStore
 from tests.support.exporter import (
     log_pipeline_run,
     log_training_run,
-    metric_samples,
     register_version,
-    sample_value,
     write_predictions,
 )
+from tests.support.metrics import Samples, parse_metrics, sample_value
+from tests.support.metrics import scrape as scrape_url
 from tests.support.mlflow_server import MlflowServer, start_mlflow_server
-from tests.support.net import free_port, wait_http_ok, wait_until
+from tests.support.net import free_port, wait_until
+from tests.support.process import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -86,10 +87,10 @@ def exporter_config(tracking_uri: str, tmp_path: Path, name: str, **overrides: A
     )
 
 
-def scrape(client: FlaskClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def scrape(client: FlaskClient) -> Samples:
     response = client.get("/metrics")
     assert response.status_code == 200
-    return metric_samples(response.get_data(as_text=True))
+    return parse_metrics(response.get_data(as_text=True))
 
 
 def two_versions(client: MlflowClient, name: str, reference: pd.DataFrame) -> tuple[str, str]:
@@ -146,7 +147,10 @@ def test_promotion_changes_champion_within_one_refresh(
     try:
         http = app.test_client()
         wait_until(lambda: sample_value(scrape(http), "mlops_champion_version", model=name) == float(v1), 30)
-        time.sleep(1.5)  # let the champion age grow past the next move
+        # let the champion age grow past the next move
+        wait_until(
+            lambda: (sample_value(scrape(http), "mlops_champion_age_seconds", model=name) or 0) >= 1.0, 30
+        )
         age_before = sample_value(scrape(http), "mlops_champion_age_seconds", model=name)
         assert age_before is not None and age_before >= 1.0
 
@@ -346,7 +350,7 @@ def test_mlflow_down_keeps_last_values_and_shows_staleness(
     }  # cached reference
     response = http.get("/metrics")
     assert response.status_code == 200
-    after = metric_samples(response.get_data(as_text=True))
+    after = parse_metrics(response.get_data(as_text=True))
     assert sample_value(after, "mlops_champion_version", model=name) == float(v1)
     assert sample_value(after, "mlops_model_accuracy", model=name, version=v1) == pytest.approx(0.91)
     assert sample_value(after, "mlops_exporter_source_up", source="registry") == 0
@@ -411,42 +415,32 @@ def test_python_m_entry_serves_with_gunicorn(
         "MLSTACK__SERVICES__STATE_DIR": str(tmp_path / "state"),
         "MLSTACK__EXPORTER__REFRESH_INTERVAL_S": "1",
     }
-    log = (tmp_path / "exporter.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlstack_exporter",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--threads",
-            "2",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    base = f"http://127.0.0.1:{port}"
+    argv = [
+        sys.executable,
+        "-m",
+        "mlstack_exporter",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--threads",
+        "2",
+    ]
+    exporter = ServiceProcess(
+        "exporter", argv, base, tmp_path / "exporter.log", ready_path="/healthz", env=env
     )
+    exporter.start(timeout=90)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_http_ok(f"{base}/healthz", timeout=90)
 
         def champion_exported() -> bool:
-            text = requests.get(f"{base}/metrics", timeout=5).text
-            return sample_value(metric_samples(text), "mlops_champion_version", model=name) == 1.0
+            return sample_value(scrape_url(base), "mlops_champion_version", model=name) == 1.0
 
         wait_until(champion_exported, timeout=30, what="champion gauge over HTTP")
         assert requests.get(f"{base}/", timeout=5).status_code == 200
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
-    assert process.returncode == 0, (tmp_path / "exporter.log").read_text()[-3000:]
+        code = exporter.stop(timeout=20)
+    assert code == 0, exporter.log_tail()
 
 
 def test_entry_rejects_bad_arguments() -> None:

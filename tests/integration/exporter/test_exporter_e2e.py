@@ -21,7 +21,7 @@ from mlstack_exporter.app import create_app, exporter_of
 from mlstack.config import Config, DataConfig
 from mlstack.data import load_base_dataset
 from mlstack.store import PredictionStore
-from tests.support.exporter import metric_samples, sample_value
+from tests.support.metrics import Samples, parse_metrics, sample_value
 from tests.support.net import wait_until
 from tests.support.pipeline import TrainedRegistry
 from tests.support.services import run_api
@@ -42,10 +42,10 @@ def fail_fast_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
 
 
-def scrape(http: FlaskClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+def scrape(http: FlaskClient) -> Samples:
     response = http.get("/metrics")
     assert response.status_code == 200
-    return metric_samples(response.get_data(as_text=True))
+    return parse_metrics(response.get_data(as_text=True))
 
 
 def test_versions_carry_their_training_runs_metrics(

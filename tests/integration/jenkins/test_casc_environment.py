@@ -16,8 +16,7 @@ import pytest
 import yaml
 
 from mlstack.config import REPO_ROOT
-from tests.support.binaries import in_ci
-from tests.support.compose import COMPOSE_FILE, compose_implementations, write_env_file
+from tests.support.compose import COMPOSE_FILE, require_compose, write_env_file
 from tests.support.jenkins import casc
 from tests.support.jenkins.harness import run_seed_job
 
@@ -26,14 +25,9 @@ pytestmark = pytest.mark.integration
 
 def jenkins_service_env(env_file: Path) -> dict[str, str]:
     """The jenkins service's environment as compose renders it (profile jenkins)."""
-    clis = compose_implementations()
-    if not clis:
-        message = "neither docker-compose nor `docker compose` is installed (.ci/run installs docker-compose)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    compose = require_compose()
     done = subprocess.run(
-        [*clis[0], "-f", str(COMPOSE_FILE), "-p", "mlstack-casc", "--env-file", str(env_file),
+        [*compose, "-f", str(COMPOSE_FILE), "-p", "mlstack-casc", "--env-file", str(env_file),
          "--profile", "jenkins", "config"],
         capture_output=True, text=True, check=False, cwd=REPO_ROOT, timeout=120,
         env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(env_file.parent), "PWD": str(REPO_ROOT)},

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mlstack.config import REPO_ROOT
-from tests.support.binaries import in_ci, require_binary
+from tests.support.binaries import require_binary, skip_or_fail
 from tests.support.jenkins import casc
 from tests.support.jenkins.harness import JENKINSFILE
 
@@ -28,13 +28,11 @@ GROOVY_LINT = REPO_ROOT / "node_modules" / ".bin" / "npm-groovy-lint"
 
 def _groovy_lint() -> str:
     """The installed npm-groovy-lint: skip locally when `npm ci` has not run, fail in CI."""
+    __tracebackhide__ = True  # report the skip or failure at the test that asked
     require_binary("node")
     require_binary("java")
     if not GROOVY_LINT.exists():
-        message = f"{GROOVY_LINT} missing: run `npm ci` in {REPO_ROOT}"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"{GROOVY_LINT} missing: run `npm ci` in {REPO_ROOT}")
     return str(GROOVY_LINT)
 
 

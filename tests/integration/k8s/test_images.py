@@ -14,8 +14,7 @@ import yaml
 
 from mlstack.config import REPO_ROOT
 from mlstack.runtime.k8s import OVERLAYS
-from tests.support.binaries import in_ci
-from tests.support.compose import COMPOSE_FILE, compose_implementations, write_env_file
+from tests.support.compose import COMPOSE_FILE, require_compose, write_env_file
 from tests.support.k8s import containers, key, pod_spec, pod_specs, pod_template, render, train_job
 
 pytestmark = pytest.mark.integration
@@ -27,18 +26,13 @@ KUBECTL_IMAGE_PREFIX = "registry.k8s.io/kubectl:"
 @pytest.fixture(scope="module")
 def compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """Service -> image as compose resolves them (MLSTACK_TAG unset: its default)."""
-    clis = compose_implementations()
-    if not clis:
-        message = "neither docker-compose nor `docker compose` is installed (.ci/run installs docker-compose)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    compose = require_compose()
     env_file = tmp_path_factory.mktemp("compose") / ".env"
     write_env_file(env_file)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path(env_file).parent)}
     result = subprocess.run(
         [
-            *clis[0],
+            *compose,
             "-f",
             str(COMPOSE_FILE),
             "-p",

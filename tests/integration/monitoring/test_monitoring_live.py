@@ -23,17 +23,16 @@ from mlstack.pipeline import Options, Pipeline
 from mlstack.runtime.local import api_command, exporter_command
 from tests.support.net import free_port, wait_until
 from tests.support.pipeline import NoServicesRuntime, isolated_config, run_training
+from tests.support.process import ServiceProcess, run_service
 from tests.support.prom import (
     PanelQuery,
     PrometheusAPI,
-    ServiceProcess,
     WebhookSink,
     annotation_queries,
     load_dashboards,
     panel_queries,
     run_alertmanager,
     run_prometheus,
-    run_service,
     webhook_sink,
 )
 

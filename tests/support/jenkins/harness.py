@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from mlstack.config import REPO_ROOT
-from tests.support.binaries import in_ci, require_binary
+from tests.support.binaries import require_binary, skip_or_fail
 
 HARNESS = Path(__file__).with_name("harness.groovy")
 JENKINSFILE = REPO_ROOT / "Jenkinsfile"
@@ -43,10 +41,7 @@ def groovy_command() -> list[str]:
     lib = groovy.parent.parent / "lib"
     jars = sorted(lib.glob("groovy-[0-9]*.jar"))
     if not jars:
-        message = f"no groovy jar in {lib} (the `groovy` on PATH is {groovy})"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        skip_or_fail(f"no groovy jar in {lib} (the `groovy` on PATH is {groovy})")
     return [
         java,
         "-XX:TieredStopAtLevel=1",

@@ -20,7 +20,6 @@ import pytest
 from fastapi.testclient import TestClient
 from mlstack_api.main import create_app
 from mlstack_api.model import ServedModel, sklearn_predict_proba
-from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -29,7 +28,8 @@ from mlstack.config import REPO_ROOT, Config
 from mlstack.data import load_base_dataset, split
 from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionStore
-from tests.support.net import free_port
+from tests.support.metrics import family_names, metric_total, parse_metrics
+from tests.support.net import free_port, wait_until
 from tests.support.pipeline import isolated_config
 from tests.support.services import preserved_process_globals
 
@@ -96,11 +96,8 @@ def typical(model: ServedModel) -> dict[str, float]:
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return None
+    """The total of the series of `name` whose labels include `labels`, in a /metrics body."""
+    return metric_total(parse_metrics(text), name, **labels)
 
 
 def test_predict_returns_class_probabilities_ids_and_model(
@@ -264,7 +261,12 @@ def test_health_ready_version(client: TestClient) -> None:
 def test_not_ready_while_mlflow_is_unreachable(tmp_path: Path, served_model: ServedModel) -> None:
     """No model injected and nothing listening at the tracking URI: 503s with the reason, never a crash."""
     with TestClient(create_app(unit_config(tmp_path), admin_token=TOKEN)) as loading:
-        time.sleep(0.5)  # a few failed polls (reload interval 0.2 s, startup backoff from 0.5 s)
+        # A few failed polls (reload interval 0.2 s, startup backoff from 0.5 s).
+        def failed_polls() -> float:
+            text = loading.get("/metrics").text
+            return metric_value(text, "mlops_model_reload_total", result="failure") or 0
+
+        wait_until(lambda: failed_polls() >= 2, timeout=30, interval=0.05, what="two failed model polls")
         ready = loading.get("/readyz")
         assert ready.status_code == 503 and "cannot resolve" in ready.json()["detail"]
         assert loading.get("/healthz").status_code == 200
@@ -290,7 +292,7 @@ def test_metrics_match_the_catalogue(client: TestClient, served_model: ServedMod
     client.post("/predict", json={"instances": [typical(served_model)] * 2})
     client.post("/predict", content=b"{", headers={"Content-Type": "application/json"})
     text = client.get("/metrics").text
-    families = {family.name for family in text_string_to_metric_families(text)}
+    families = family_names(text)
     documented = predictor_metric_names()
     assert len(documented) >= 13
     missing = {name.removesuffix("_total") for name in documented} - families
@@ -375,11 +377,6 @@ def test_a_failing_store_gets_503_with_retry_after_and_nothing_is_acknowledged(
     assert metric_value(metrics, "mlops_http_requests_total", route="/predict", status="503") == 2
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM predictions_away").fetchone() == (1,)
-
-
-def test_more_than_one_worker_is_refused(tmp_path: Path, served_model: ServedModel) -> None:
-    with pytest.raises(ValueError, match="one worker process per instance"):
-        create_app(unit_config(tmp_path, **{"api.workers": 2}), model=served_model)
 
 
 def test_prediction_log_can_be_switched_off(tmp_path: Path, served_model: ServedModel) -> None:

@@ -55,6 +55,9 @@ ALLOWED_VALUES = {
     "fuzz-token",
     "fuzzing-webhook-token-0123456789",
     "a-token-of-thirty-two-characters",
+    "vocabulary-test-token",  # tests/integration/contract: the harness's fake webhook token
+    "harness-webhook-token-0123456789",  # tests/integration/jenkins/scenarios.py: the same
+    "not-the-token",  # tests/integration/jenkins/scenarios.py: the wrong token, on purpose
     "user:secret@127.0.0.1:1",  # tests/unit/store/test_store.py: URL parsing only, nothing listens there
     ":'mlflow_password'",  # psql variables (mlflow-db/init.sql), filled from the environment
     ":'predictions_password'",

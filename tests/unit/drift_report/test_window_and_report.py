@@ -66,7 +66,7 @@ def test_no_champion_writes_a_note_instead_of_a_stale_report(tmp_path: Path, con
     path.write_text("an old report")
     report = write_report(config, path, None, None, None)
     assert (report.status, report.rows, report.version, report.result) == ("no_champion", 0, None, None)
-    assert "No model has the champion alias yet." in path.read_text()
+    assert "No champion yet: nothing to compare against." in path.read_text()
     assert report.summary() == "skipped: no champion"
 
 
@@ -79,7 +79,8 @@ def test_too_few_rows_says_how_many_are_needed(tmp_path: Path, config: Config, w
         store.dispose()
     assert (report.status, report.rows, report.min_rows, report.result) == ("insufficient_data", 20, 50, None)
     page = path.read_text()
-    assert "20 logged predictions" in page and "at least 50" in page and "model version 3" in page
+    assert "Insufficient data: 20 logged predictions, 50 needed (exporter.drift_min_rows)." in page
+    assert "Reference: model version 3." in page
     assert report.summary() == f"insufficient data (20 rows); note written to {path}"
 
 
