@@ -170,6 +170,7 @@ class SimulationReport:
     errors: int = 0
     feedback_sent: int = 0
     feedback_failed: int = 0
+    feedback_error: str | None = None  # the last refusal of a label (e.g. 401: no feedback token)
     correct: int = 0
     correct_drifted: int = 0
     versions: dict[str, int] = field(default_factory=dict)
@@ -191,9 +192,10 @@ class SimulationReport:
             return "-" if value is None else f"{value:.2f}"
 
         versions = ",".join(f"v{v}:{n}" for v, n in sorted(self.versions.items()))
+        refused = f"feedback_refused={self.feedback_failed} " if self.feedback_failed else ""
         return (
             f"t={self.elapsed_s:5.1f}s requests={self.requests} rows={self.instances} "
-            f"drifted={self.drifted} feedback={self.feedback_sent} errors={self.errors} "
+            f"drifted={self.drifted} feedback={self.feedback_sent} {refused}errors={self.errors} "
             f"accuracy={pct(self.accuracy)} drifted_accuracy={pct(self.drifted_accuracy)} served={versions}"
         )
 
@@ -232,9 +234,14 @@ def run_simulation(
     progress_every_s: float = 5.0,
     should_stop: Callable[[], bool] | None = None,
     timeout: float = 10.0,
+    feedback_token: str | None = None,
 ) -> SimulationReport:
     """Send `rate` requests per second for `duration_s` seconds (at most `max_requests`), then the
-    remaining feedback (at most `feedback_delay_s` later). Bounded in count and time."""
+    remaining feedback (at most `feedback_delay_s` later). Bounded in count and time.
+
+    `feedback_token` is the predictor's feedback bearer token (`mlstack.tokens.feedback_token`);
+    without it every label is refused and counted in `feedback_failed`.
+    """
     if not 0 < rate <= 1000:
         raise SimulationError("rate must be in (0, 1000] requests per second")
     if not 0 < duration_s <= MAX_DURATION_S:
@@ -245,6 +252,7 @@ def run_simulation(
     url = url.rstrip("/")
     report = SimulationReport()
     due: deque[tuple[float, str, int]] = deque()  # (when, prediction id, true label), in time order
+    auth = {"Authorization": f"Bearer {feedback_token}"} if feedback_token else {}
     consecutive_errors = 0
     started = time.monotonic()
     next_progress = started + progress_every_s
@@ -256,11 +264,15 @@ def run_simulation(
                 answer = session.post(
                     f"{url}/feedback",
                     json={"prediction_id": prediction_id, "true_label": label},
+                    headers=auth,
                     timeout=timeout,
                 )
                 ok = answer.status_code == 200
-            except requests.RequestException:
+                if not ok:
+                    report.feedback_error = f"/feedback answered {answer.status_code}: {answer.text[:200]}"
+            except requests.RequestException as exc:
                 ok = False
+                report.feedback_error = f"/feedback failed: {exc}"
             report.feedback_sent += ok
             report.feedback_failed += not ok
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mlstack.config import load_config, parse_set_options
 from mlstack.contract import CONFIG_ENV, LOOPBACK, PREDICTOR_APP, PROMETHEUS_MULTIPROC_DIR_ENV, config_env_var
+
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")

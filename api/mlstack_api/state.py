@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 
 from mlstack.config import Config
-from mlstack.contract import ADMIN_TOKEN_ENV
+from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV
 from mlstack.prediction_log import PredictionLogWriter
 from mlstack.registry import configure_fail_fast_client
 from mlstack.store import PredictionStore
@@ -32,6 +32,12 @@ def admin_token_from_env() -> str | None:
     return token or None
 
 
+def feedback_token_from_env() -> str | None:
+    """The bearer token of POST /feedback, or None (feedback disabled) when unset or blank."""
+    token = os.environ.get(FEEDBACK_TOKEN_ENV, "").strip()
+    return token or None
+
+
 @dataclass
 class ApiState:
     """Everything the routes share. `model` is set only when a fixed model is injected (tests)."""
@@ -43,6 +49,7 @@ class ApiState:
     watcher: ModelWatcher | None = None
     store: PredictionStore | None = None
     writer: PredictionLogWriter | None = None
+    feedback_token: str | None = None
 
     def __post_init__(self) -> None:
         self.metrics = ApiMetrics()

@@ -18,7 +18,14 @@ from urllib.parse import urlparse
 import requests
 
 from mlstack.config import REPO_ROOT, Config
-from mlstack.contract import LOOPBACK, PREDICTOR_APP, TRACKING_URI_ENV, WEBHOOK_TOKEN_ENV, config_env_var
+from mlstack.contract import (
+    FEEDBACK_TOKEN_ENV,
+    LOOPBACK,
+    PREDICTOR_APP,
+    TRACKING_URI_ENV,
+    WEBHOOK_TOKEN_ENV,
+    config_env_var,
+)
 from mlstack.deployment import RuntimeActionError
 
 log = logging.getLogger(__name__)
@@ -198,6 +205,19 @@ class LocalRuntime:
         }
         return env
 
+    @staticmethod
+    def _feedback_env(config: Config) -> dict[str, str]:
+        """The predictor's feedback token: $MLSTACK_FEEDBACK_TOKEN, else generated once into the state dir."""
+        from mlstack.tokens import ensure_feedback_token
+
+        token, created = ensure_feedback_token(config)
+        if created is not None:
+            print(
+                f"  feedback token: generated into {created} (mode 0600); POST /feedback needs "
+                f"`Authorization: Bearer <it>`; set {FEEDBACK_TOKEN_ENV} to choose your own"
+            )
+        return {FEEDBACK_TOKEN_ENV: token}
+
     def app_services(self, config: Config) -> list[Service]:
         """The predictor and exporter, when their packages are installed."""
         services = []
@@ -208,7 +228,7 @@ class LocalRuntime:
                     "api",
                     api_command(s.api_port, config.api.workers),
                     f"http://127.0.0.1:{s.api_port}/readyz",
-                    env=self._service_env(config),
+                    env={**self._service_env(config), **self._feedback_env(config)},
                 )
             )
         if (
