@@ -259,7 +259,9 @@ class Pipeline:
         self._require_mlflow()
         dataset = self.load_dataset()
         mlflow.set_tracking_uri(self.config.mlflow.tracking_uri)
-        report = ensure_valid(dataset, self.champion_schema())
+        report = ensure_valid(dataset, self.champion_schema(), self.config.data)
+        for warning in report.warnings:
+            log.warning("validate-data: %s", warning)
         self.state.data_hash = dataset.content_hash()
         self.state.composition = dict(dataset.composition)
         # The CT policy (cooldown, new data) is mlstack.ct's, shared with the local trigger.
@@ -278,10 +280,13 @@ class Pipeline:
         self.state.data_hash = dataset.content_hash()
         composition = {f"{contract.DATA_TAG_PREFIX}{k}": str(v) for k, v in dataset.composition.items()}
         tags = {**self.lineage_tags(), **composition}
-        results = train_all(self.config, dataset, split(dataset, self.config), tags)
-        self.state.candidates = list(results)
+        outcome = train_all(self.config, dataset, split(dataset, self.config), tags)
+        self.state.candidates = list(outcome.results)
+        self.state.failed_candidates = dict(outcome.failures)
         metric = self.config.training.primary_metric
-        return "; ".join(f"{r.name} {metric}={r.score(metric):.4f}" for r in results)
+        trained = [f"{r.name} {metric}={r.score(metric):.4f}" for r in outcome.results]
+        failed = [f"{name} FAILED ({error})" for name, error in outcome.failures.items()]
+        return "; ".join(trained + failed)
 
     def _best(self) -> CandidateResult:
         if not self.state.candidates:
@@ -321,10 +326,18 @@ class Pipeline:
         return f"{self.model_name} v{version.version} ({best.name}) is {self.config.project.challenger_alias}"
 
     def score_alias(self, alias: str, dataset: Dataset) -> float:
-        """Score the model behind an alias on this run's held-out test set."""
-        model = mlflow.sklearn.load_model(registry.alias_uri(self.config, alias))
+        """Score the model behind an alias on this run's held-out test set.
+
+        The test rows are typed by the model's own feature schema, as the predictor would send them.
+        """
+        uri = registry.alias_uri(self.config, alias)
+        model = mlflow.sklearn.load_model(uri)
+        schema = registry.logged_schema(uri)
         data_split = split(dataset, self.config)
-        return evaluate(model, data_split.x_test, data_split.y_test)[self.config.training.primary_metric]
+        x_test = data_split.x_test
+        if schema is not None:
+            x_test = schema.model_frame(x_test)
+        return evaluate(model, x_test, data_split.y_test)[self.config.training.primary_metric]
 
     def gate(self) -> str:
         if reason := self._training_off():
@@ -461,7 +474,7 @@ class Pipeline:
         schema = self.champion_schema()
         if champ is None or schema is None:
             raise RuntimeError("no champion to smoke-test")
-        instance = {f.name: f.typical for f in schema.features}
+        instance = schema.typical_instance()
         deadline = time.monotonic() + max(30.0, 10 * self.config.api.reload_interval_s)
         served = None
         while time.monotonic() < deadline:
@@ -482,15 +495,29 @@ class Pipeline:
 
 
 def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
-    """The candidates table for the end-of-run summary."""
+    """The candidates table for the end-of-run summary: scores, the serving runtime and why, failures."""
     rows = [
         {
             "candidate": c.name,
-            metric: round(c.score(metric), 4),
-            "accuracy": round(c.score("accuracy"), 4),
+            metric: f"{c.score(metric):.4f}",
+            "accuracy": f"{c.score('accuracy'):.4f}",
+            "runtime": "onnx" if c.onnx_parity == contract.ONNX_PASSED else "sklearn",
             "onnx": c.onnx_parity,
+            "why": c.onnx_detail,
             "run_id": c.run_id[:8],
         }
         for c in state.candidates
+    ]
+    rows += [
+        {
+            "candidate": name,
+            metric: "-",
+            "accuracy": "-",
+            "runtime": "-",
+            "onnx": "-",
+            "why": f"FAILED: {error}",
+            "run_id": "-",
+        }
+        for name, error in state.failed_candidates.items()
     ]
     return pd.DataFrame(rows)

@@ -63,13 +63,17 @@ def alias_uri(config: Config, alias: str) -> str:
     return f"models:/{config.project.registered_model}@{alias}"
 
 
+def logged_schema(model_uri: str) -> FeatureSchema | None:
+    """The feature schema logged in a model's metadata (None for a model logged without one)."""
+    return FeatureSchema.from_model_metadata(mlflow.models.get_model_info(model_uri).metadata)
+
+
 def champion_schema(client: MlflowClient, config: Config) -> FeatureSchema | None:
     """The champion's feature schema (from its model metadata), or None before the first promotion."""
     if champion_version(client, config) is None:
         return None
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    info = mlflow.models.get_model_info(alias_uri(config, config.project.champion_alias))
-    return FeatureSchema.from_model_metadata(info.metadata)
+    return logged_schema(alias_uri(config, config.project.champion_alias))
 
 
 def actor() -> str:

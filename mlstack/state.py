@@ -27,6 +27,7 @@ class CandidateResult:
     metrics: dict[str, float]
     onnx_parity: OnnxParity
     timings: dict[str, float] = field(default_factory=dict)
+    onnx_detail: str = ""  # why the candidate serves with ONNX Runtime or with sklearn
 
     def score(self, metric: str) -> float:
         return self.metrics[metric]
@@ -42,6 +43,7 @@ class PipelineState:
     data_hash: str | None = None
     composition: dict[str, Any] = field(default_factory=dict)
     candidates: list[CandidateResult] = field(default_factory=list)  # best first
+    failed_candidates: dict[str, str] = field(default_factory=dict)  # name -> error
     registered_version: str | None = None
     gate: GateDecision | None = None
     previous_champion: str | None = None

@@ -272,7 +272,9 @@ class K8sRuntime:
         docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
         namespaces = {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}
         if len(namespaces) != 1:
-            raise RuntimeActionError(f"overlay {self.overlay} spans namespaces {sorted(namespaces)}; expected one")
+            raise RuntimeActionError(
+                f"overlay {self.overlay} spans namespaces {sorted(namespaces)}; expected one"
+            )
         found = [
             Workload(doc["kind"], doc["metadata"]["name"], doc["metadata"]["labels"][COMPONENT_LABEL])
             for doc in docs

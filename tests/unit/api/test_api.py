@@ -95,8 +95,8 @@ def client(tmp_path: Path, served_model: ServedModel) -> Iterator[TestClient]:
         yield test_client
 
 
-def typical(model: ServedModel) -> dict[str, float]:
-    return {f.name: f.typical for f in model.schema.features}
+def typical(model: ServedModel) -> dict[str, Any]:
+    return model.schema.typical_instance()
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
