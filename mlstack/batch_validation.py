@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mlstack.schema import FLOAT32_MAX, FeatureSchema, FeatureSpec, SchemaError
+from mlstack.schema import FeatureSchema, FeatureSpec, SchemaError, invalid_numbers
 
 
 class ColumnKind(Protocol):
@@ -56,9 +56,8 @@ class NumericKind:
         return np.array(rows, dtype=np.float64)  # OverflowError: an int beyond float range
 
     def bad_rows(self, block: np.ndarray) -> np.ndarray:
-        # NaN compares false and infinity exceeds the bound: one comparison covers all three checks.
-        ok: np.ndarray = np.abs(block) <= FLOAT32_MAX
-        return np.logical_not(ok.all(axis=1))
+        rows: np.ndarray = np.any(invalid_numbers(block), axis=1)
+        return rows
 
 
 NUMERIC = NumericKind()

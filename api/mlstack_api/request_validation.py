@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 
 from mlstack.batch_validation import supports, validate_batch
-from mlstack.schema import FeatureSchema, SchemaError
+from mlstack.schema import FLOAT32_MAX, FeatureSchema, SchemaError
 
 
 class RequestError(Exception):
@@ -71,10 +71,6 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
         field = _overflowing_field(instances)
         raise RequestError(422, f"{field}: number is too large", field) from exc
     return instances, matrix
-
-
-#: Models run on float32 (ONNX input type); larger magnitudes cannot be represented.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
