@@ -79,16 +79,26 @@ MODULES: tuple[DecisionModule, ...] = (
     DecisionModule("gate", "mlstack/gate.py", ("tests/unit/gate",)),
     # Not the hypothesis properties beside the boundary tests: 150 examples per property take ~30 s
     # per surviving mutant; the boundary tests pin each rule deterministically.
-    DecisionModule("schema", "mlstack/schema.py", ("tests/unit/schema/test_schema_boundaries.py",)),
-    # The request validator; its OpenAPI rendering (instance_schema, openapi_components) is
-    # documentation, checked by schemathesis in the integration tests, not a decision.
+    DecisionModule(
+        "schema",
+        "mlstack/schema.py",
+        ("tests/unit/schema/test_schema_boundaries.py", "tests/unit/schema/test_feature_types.py"),
+    ),
+    # The predictor's request validator: the envelope (api), then the column-wise batch check (core).
+    # Its OpenAPI rendering (instance_schema, openapi_components) is documentation, checked by
+    # schemathesis in the integration tests, not a decision.
     DecisionModule(
         "request validation",
-        "mlstack_api/validation.py",
+        "mlstack_api/request_validation.py",
         ("tests/unit/api/test_request_validation.py",),
         ("xǁRequestErrorǁ*", "x_decode_json", "x_parse_instances", "x_fast_matrix", "x_overflowing_field"),
     ),
-    DecisionModule("data validation", "mlstack/validation.py", ("tests/unit/validation",)),
+    DecisionModule(
+        "batch validation",
+        "mlstack/batch_validation.py",
+        ("tests/unit/batch_validation", "tests/unit/api/test_request_validation.py"),
+    ),
+    DecisionModule("data validation", "mlstack/data_validation.py", ("tests/unit/validation",)),
     # The policy, not the plumbing: the audit log's file handling, the subprocess runner and the
     # worker thread are exercised by tests/unit/ct and the CT scenario, not probed by mutants.
     DecisionModule(
@@ -123,14 +133,19 @@ DESELECT = (
 
 @dataclass(frozen=True)
 class HandMutant:
-    """A mutant mutmut's operators do not generate, applied as a text replacement."""
+    """A mutant mutmut's operators do not generate, applied as a text replacement.
 
-    label: str  # the DecisionModule it belongs to
+    `path` is the file patched (default: the module's own); the module's tests must kill it.
+    """
+
+    label: str  # the DecisionModule whose tests must kill it
     name: str
     old: str
     new: str
+    path: str | None = None
 
 
+FLOAT64_MAX = "float(np.finfo(np.float64).max)"
 HAND_MUTANTS: tuple[HandMutant, ...] = (
     HandMutant(
         "gate",
@@ -151,16 +166,23 @@ HAND_MUTANTS: tuple[HandMutant, ...] = (
         "challenger_score < gate.floor - 2 * tol",
     ),
     HandMutant(
-        "request validation",
-        "float32 bound widened to float64",
+        "schema",
+        "float32 bound widened to float64 (the constant)",
         "FLOAT32_MAX = float(np.finfo(np.float32).max)",
-        "FLOAT32_MAX = float(np.finfo(np.float64).max)",
+        f"FLOAT32_MAX = {FLOAT64_MAX}",
     ),
     HandMutant(
         "schema",
-        "float32 bound widened to float64",
-        "FLOAT32_MAX = float(np.finfo(np.float32).max)",
-        "FLOAT32_MAX = float(np.finfo(np.float64).max)",
+        "float32 bound widened to float64 (the row-wise check)",
+        "if abs(number) > FLOAT32_MAX:",
+        f"if abs(number) > {FLOAT64_MAX}:",
+    ),
+    HandMutant(
+        "request validation",
+        "float32 bound widened to float64 (the bulk check /predict runs)",
+        "within: np.ndarray = np.abs(values) <= FLOAT32_MAX",
+        f"within: np.ndarray = np.abs(values) <= {FLOAT64_MAX}",
+        path="mlstack/schema.py",
     ),
 )
 
@@ -322,11 +344,12 @@ def run_hand_mutants(modules: Sequence[DecisionModule]) -> list[tuple[HandMutant
         module = by_label.get(mutant.label)
         if module is None:
             continue
-        path = STAGE / module.path
+        target = mutant.path or module.path
+        path = STAGE / target
         original = path.read_text()
         if original.count(mutant.old) != 1:
             raise SystemExit(
-                f"hand-made mutant {mutant.name!r} no longer applies to {module.path}: "
+                f"hand-made mutant {mutant.name!r} no longer applies to {target}: "
                 f"update HAND_MUTANTS to the code ({mutant.old!r} found {original.count(mutant.old)} times)"
             )
         path.write_text(original.replace(mutant.old, mutant.new))

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlstack_api.validation import FLOAT32_MAX, RequestError, decode_json, fast_matrix, parse_instances
+from mlstack_api.request_validation import RequestError, decode_json, fast_matrix, parse_instances
 
-from mlstack.schema import ClassSpec, FeatureSchema, FeatureSpec
+from mlstack.schema import FLOAT32_MAX, ClassSpec, FeatureSchema, FeatureSpec
 
 SCHEMA = FeatureSchema(
     features=(FeatureSpec("alcohol", 11.0, 15.0, 13.0), FeatureSpec("hue", 0.5, 1.7, 1.0)),
@@ -76,16 +76,20 @@ def test_nan_and_infinity_are_a_422_naming_the_field(value: float) -> None:
 def test_an_integer_too_large_for_a_float_is_a_422_naming_the_field() -> None:
     error = refused({"instances": [row(), row(hue=10**400)]})
     assert error.status == 422 and error.field == "instances[1].hue"
-    assert error.message == "instances[1].hue: number is too large"
+    assert error.message == "instances[1].hue: is too large for a number"
 
 
-@pytest.mark.parametrize(
-    ("value", "kind"), [(True, "bool"), ("13", "str"), (None, "NoneType"), ([1.0], "list")]
-)
+@pytest.mark.parametrize(("value", "kind"), [(True, "bool"), ("13", "str"), ({}, "dict"), ([1.0], "list")])
 def test_a_non_number_is_a_422_naming_the_field_and_its_type(value: Any, kind: str) -> None:
     error = refused({"instances": [row(alcohol=value)]})
     assert error.status == 422 and error.field == "instances[0].alcohol"
     assert error.message == f"instances[0].alcohol: must be a number, got {kind}"
+
+
+def test_a_null_is_a_missing_value_which_a_required_feature_refuses() -> None:
+    error = refused({"instances": [row(), row(hue=None)]})
+    assert (error.status, error.field) == (422, "instances[1].hue")
+    assert error.message == "instances[1].hue: is required (missing values are not allowed)"
 
 
 def test_unknown_and_missing_features_are_named() -> None:
