@@ -162,3 +162,19 @@ def test_decode_json_refuses_broken_json_with_a_400(body: bytes) -> None:
         decode_json(body)
     assert caught.value.status == 400 and caught.value.field is None
     assert caught.value.message.startswith("request body is not valid JSON: ")
+
+
+NULLABLE = FeatureSchema(
+    features=(FeatureSpec("alcohol", 11.0, 15.0, 13.0), FeatureSpec("hue", 0.5, 1.7, 1.0, nullable=True)),
+    classes=SCHEMA.classes,
+)
+
+
+def test_a_schema_with_nullable_features_is_validated_row_by_row_into_float64_with_nan() -> None:
+    _, matrix = parse_instances({"instances": [row(12, None), row(13.5, 0.75)]}, NULLABLE, MAX_BATCH)
+    assert matrix.dtype == np.float64 and matrix.shape == (2, 2)
+    assert matrix[0, 0] == 12.0 and math.isnan(matrix[0, 1]) and matrix[1].tolist() == [13.5, 0.75]
+    with pytest.raises(RequestError) as caught:
+        parse_instances({"instances": [row(), row(hue=1e39)]}, NULLABLE, MAX_BATCH)
+    assert (caught.value.status, caught.value.field) == (422, "instances[1].hue")
+    assert caught.value.message == "instances[1].hue: magnitude must be at most 3.4028235e+38 (float32)"

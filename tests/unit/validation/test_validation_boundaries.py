@@ -14,13 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlstack.config import ColumnOverride, DataConfig
 from mlstack.data import Dataset
 from mlstack.data_validation import (
     MIN_ROWS_PER_CLASS,
     RANGE_SLACK,
     DataValidationError,
     ValidationReport,
+    check_column,
     ensure_valid,
+    row_reasons,
     validate_dataset,
 )
 from mlstack.schema import ClassSpec, FeatureSchema, FeatureSpec
@@ -156,3 +159,107 @@ def test_ensure_valid_raises_with_every_problem_listed() -> None:
         "column 'target': needs at least 2 classes, found 1",
     ]
     assert ensure_valid(dataset(clean([12.0])), SCHEMA).ok
+
+
+# -- categories, ids and the row-level view (the feedback quarantine's) ----------------------------
+
+
+def categorical(values: list[Any], ids: list[Any] | None = None) -> Dataset:
+    rows = len(values)
+    features = pd.DataFrame({"alcohol": [12.0] * rows, "plan": values})
+    target = pd.Series([i % 2 for i in range(rows)], name="target")
+    return Dataset(
+        features, target, ["a", "b"], ids=None if ids is None else pd.Series(ids, name="customer_id")
+    )
+
+
+def test_many_categories_for_few_rows_look_like_an_id_or_free_text() -> None:
+    distinct = [f"c{i}" for i in range(51)]
+    assert validate_dataset(categorical(distinct + distinct[:50])).warnings == [
+        "column 'plan': 51 categories in 101 rows looks like an id or free text; "
+        "set data.id_column or add it to data.drop_columns"
+    ]
+    assert validate_dataset(categorical(distinct + distinct)).warnings == []  # 51 in 102: not more than half
+    assert validate_dataset(categorical(distinct[:50] * 2)).warnings == []  # 50: not more than the minimum
+    assert validate_dataset(categorical([f"c{i}" for i in range(10)])).warnings == []  # few categories
+
+
+def test_ids_without_a_value_or_repeated_are_warnings() -> None:
+    data = categorical(["a", "b"] * 5, ids=["x1", None, "x3", "x3", "", "x6", "x7", "x8", "x9", "x9"])
+    assert validate_dataset(data).warnings == [
+        "id column 'customer_id': 2 rows have no id",
+        "id column 'customer_id': 2 rows repeat an earlier id",
+    ]
+    assert validate_dataset(categorical(["a", "b"] * 5, ids=[f"x{i}" for i in range(10)])).warnings == []
+
+
+def test_unknown_categories_are_quoted_three_at_most() -> None:
+    champion = FeatureSchema(
+        features=(
+            FeatureSpec("alcohol", 10.0, 14.0, 12.0),
+            FeatureSpec("plan", kind="categorical", categories=("a",)),
+        ),
+        classes=SCHEMA.classes,
+    )
+    three = validate_dataset(categorical(["a"] * 7 + ["b", "c", "d"]), champion)
+    assert three.warnings == [
+        "column 'plan': 3 rows have unknown categories 'b', 'c', 'd'; known: ['a'] (the champion's schema)"
+    ]
+    four = validate_dataset(categorical(["a"] * 6 + ["b", "c", "d", "e"]), champion)
+    assert four.warnings == [
+        "column 'plan': 4 rows have unknown categories 'b', 'c', 'd', ...; "
+        "known: ['a'] (the champion's schema)"
+    ]
+
+
+def test_categories_the_champion_has_not_seen_are_a_warning_even_when_its_vocabulary_was_closed() -> None:
+    closed = FeatureSchema(
+        features=(
+            FeatureSpec("alcohol", 10.0, 14.0, 12.0),
+            FeatureSpec("plan", kind="categorical", categories=("a", "b"), unknown="error"),
+        ),
+        classes=SCHEMA.classes,
+    )
+    report = validate_dataset(categorical(["a", "b"] * 5 + ["z"]), closed)
+    assert report.ok, report.errors
+    assert report.warnings == [
+        "column 'plan': 1 rows have unknown categories 'z'; known: ['a', 'b'] (the champion's schema)"
+    ]
+
+
+def test_a_declared_schema_problem_names_no_schema_in_its_message() -> None:
+    data = dataset(clean([12.0]))
+    data.features["alcohol"] = [np.nan] + [12.0] * 10
+    report = validate_dataset(data, data=DataConfig(columns={"alcohol": ColumnOverride(nullable=False)}))
+    assert report.errors == [
+        "column 'alcohol': 1 rows have missing values where none are allowed; "
+        "declare data.columns.alcohol.nullable: true if they may be missing"
+    ]
+
+
+def test_row_reasons_keep_the_frames_index_and_honour_no_range_check() -> None:
+    frame = pd.DataFrame({"alcohol": [12.0, 99.0, np.nan], "hue": [5.0, 5.0, 5.0]}, index=[7, 8, 9])
+    reasons = row_reasons(frame, SCHEMA)
+    assert list(reasons.index) == [7, 8, 9] and reasons.dtype == object
+    assert reasons.tolist() == ["", "alcohol: out of range (99.0)", "alcohol: missing value"]
+    unchecked = row_reasons(frame, SCHEMA, range_slack=None)
+    assert unchecked.tolist() == ["", "", "alcohol: missing value"]
+
+
+def test_check_column_alone_names_no_schema() -> None:
+    issues = check_column(
+        pd.Series([1.0, None, np.inf, 99.0]), FeatureSpec("age", 0.0, 10.0, 5.0), range_slack=1.0
+    )
+    assert [(i.kind, i.rows.tolist(), i.error) for i in issues] == [
+        ("missing", [1], True),
+        ("infinite", [2], True),
+        ("out_of_range", [3], True),
+    ]
+    assert issues[0].message == (
+        "column 'age': 1 rows have missing values where none are allowed; "
+        "declare data.columns.age.nullable: true if they may be missing"
+    )
+    assert (
+        issues[2].message == "column 'age': 1 rows outside the plausible range [-10, 20]"
+        and issues[2].count == 1
+    )
