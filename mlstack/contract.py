@@ -168,6 +168,8 @@ STATE_GATE_REPORT: Final = "reports/gate.json"
 STATE_CT_DIR: Final = "ct"
 STATE_LOGS_DIR: Final = "logs"
 STATE_PREDICTIONS_DB: Final = "predictions.db"
+# The feedback token the local runtime generates on first run (mode 0600) when the env var is unset.
+STATE_FEEDBACK_TOKEN: Final = "secrets/feedback-token"  # noqa: S105 - a path
 STATE_BENCH_DIR: Final = "bench"  # `make bench`'s cached competitor venvs (MLServer)
 
 # --------------------------------------------------------------------------- environment variables
@@ -179,6 +181,8 @@ ENV_NESTING: Final = "__"
 """`MLSTACK__SECTION__KEY=value` overrides config key `section.key`."""
 TRACKING_URI_ENV: Final = "MLFLOW_TRACKING_URI"
 ADMIN_TOKEN_ENV: Final = "MLSTACK_ADMIN_TOKEN"  # noqa: S105 - a variable name
+# Bearer token of POST /feedback: labels are writes into the next training set (data poisoning).
+FEEDBACK_TOKEN_ENV: Final = "MLSTACK_FEEDBACK_TOKEN"  # noqa: S105 - a variable name
 WEBHOOK_TOKEN_ENV: Final = "MLSTACK_WEBHOOK_TOKEN"  # noqa: S105 - a variable name
 WEBHOOK_URL_ENV: Final = "MLSTACK_WEBHOOK_URL"
 # Fault injection (tests): the named stage raises before it runs.
@@ -191,9 +195,8 @@ COMPOSE_IN_NETWORK_ENV: Final = "MLSTACK_COMPOSE_IN_NETWORK"
 COMPOSE_PROJECT_NAME_ENV: Final = "COMPOSE_PROJECT_NAME"
 # The tag of the project images (docker-compose.yaml's `${MLSTACK_TAG:-local}`; the k8s runtime sets it).
 IMAGE_TAG_ENV: Final = "MLSTACK_TAG"
-# The k8s runtime: which overlay of deploy/k8s, which namespace and kubectl context, which kubectl.
+# The k8s runtime: which overlay of deploy/k8s, which kubectl context, which kubectl.
 K8S_OVERLAY_ENV: Final = "MLSTACK_K8S_OVERLAY"
-K8S_NAMESPACE_ENV: Final = "MLSTACK_K8S_NAMESPACE"
 K8S_CONTEXT_ENV: Final = "MLSTACK_K8S_CONTEXT"
 KUBECTL_ENV: Final = "MLSTACK_KUBECTL"
 # prometheus_client's multiprocess mode: the directory the predictor's workers share their metrics in.
@@ -210,6 +213,7 @@ REQUIRED_SECRETS: Final[tuple[str, ...]] = (
     "GF_SECURITY_ADMIN_PASSWORD",
     "JENKINS_ADMIN_PASSWORD",
     ADMIN_TOKEN_ENV,
+    FEEDBACK_TOKEN_ENV,
     WEBHOOK_TOKEN_ENV,
 )
 
@@ -251,6 +255,8 @@ CONTAINER_PORTS: Final[Mapping[Service, int]] = {
 """Each service's port inside its container; the default host port on 127.0.0.1 is the same number."""
 # The HTTP services the pipeline deploys or checks (PostgreSQL and Jenkins are not its business).
 HTTP_SERVICES: Final[tuple[Service, ...]] = (MLFLOW, API, EXPORTER, PROMETHEUS, ALERTMANAGER, GRAFANA)
+# The predictor's ASGI app (`python -m mlstack_api --app`; uvicorn imports it in every worker).
+PREDICTOR_APP: Final = "mlstack_api.main:app"
 # The local CT trigger (Alertmanager's webhook receiver; not a container).
 TRIGGER_PORT: Final = 9095
 LOOPBACK: Final = "127.0.0.1"

@@ -20,9 +20,9 @@ from mlstack.config import Config, load_config
 from mlstack.logs import configure_package_logging
 from mlstack_api.metrics import RequestMetricsMiddleware
 from mlstack_api.model import ServedModel
-from mlstack_api.routes import router
-from mlstack_api.state import ApiState, admin_token_from_env
-from mlstack_api.validation import openapi_components
+from mlstack_api.request_validation import openapi_components
+from mlstack_api.routes import Refused, refused_response, router
+from mlstack_api.state import ApiState, admin_token_from_env, feedback_token_from_env
 
 log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
@@ -39,6 +39,7 @@ def create_app(
     *,
     model: ServedModel | None = None,
     admin_token: str | object | None = _FROM_ENV,
+    feedback_token: str | object | None = _FROM_ENV,
 ) -> FastAPI:
     """Build the predictor.
 
@@ -49,11 +50,14 @@ def create_app(
         config: the effective config; `load_config()` (file + env) when None.
         model: serve this fixed model instead of following the registry alias (unit tests).
         admin_token: bearer token for /admin/reload; read from $MLSTACK_ADMIN_TOKEN by default.
+        feedback_token: bearer token for /feedback; read from $MLSTACK_FEEDBACK_TOKEN by default.
     """
     _configure_logging()
     config = config or load_config()
     token = admin_token_from_env() if admin_token is _FROM_ENV else admin_token
     state = ApiState(config, token if isinstance(token, str) and token else None, fixed_model=model)
+    labels = feedback_token_from_env() if feedback_token is _FROM_ENV else feedback_token
+    state.feedback_token = labels if isinstance(labels, str) and labels else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +82,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, current_version=state.model_version)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Refused, refused_response)
     _install_openapi(app, state)
     return app
 

@@ -17,14 +17,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from mlstack.contract import ADMIN_TOKEN_ENV
+from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
 from mlstack.prediction_log import LogRefused
-from mlstack_api.predictions import score
+from mlstack_api.predictions import Unscorable, score
+from mlstack_api.request_validation import RequestError, decode_json, parse_instances
 from mlstack_api.state import ApiState
-from mlstack_api.validation import RequestError, decode_json, parse_instances
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description=f"the token in ${ADMIN_TOKEN_ENV}")
+feedback_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="FeedbackToken",
+    description=f"the feedback token in ${FEEDBACK_TOKEN_ENV} (labels are training data)",
+)
 JSON = "application/json"
 
 
@@ -51,7 +56,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     meaning = {
         400: "body is not valid JSON",
         401: "missing or wrong bearer token",
-        403: "admin endpoints disabled (no admin token configured)",
+        403: "endpoint disabled: its token is not configured",
         404: "unknown prediction id",
         413: "body larger than api.max_body_bytes",
         422: "body does not match the schema; `field` names the culprit",
@@ -110,7 +115,11 @@ async def predict(request: Request) -> Response:
         instances, matrix = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
-    scored = score(model, matrix)
+    try:
+        scored = score(model, matrix)
+    except Unscorable as exc:
+        field = f"instances[{exc.index}]"
+        return _error(422, f"{field}: {exc}", field)
     writer = state.writer
     if writer is not None:
         try:  # acknowledged means stored: answer only once the rows' transaction committed
@@ -122,6 +131,47 @@ async def predict(request: Request) -> Response:
     request.state.model_version = model.version
     state.metrics.observe_predictions(model, scored.class_counts(len(model.class_names)))
     return _json({"predictions": scored.response_items(model), "model": model.info()})
+
+
+class Refused(Exception):
+    """A request refused before its body is read (authentication): status, message, headers."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+
+
+async def refused_response(_request: Request, exc: Exception) -> Response:
+    """`Refused` in the API's one error shape: `{detail, field}`."""
+    assert isinstance(exc, Refused)
+    field = "Authorization" if exc.status == 401 else None
+    return _error(exc.status, exc.detail, field, exc.headers)
+
+
+def require_feedback_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(feedback_bearer)],
+) -> None:
+    """Check the feedback bearer token (constant time) before the body is parsed.
+
+    A dependency runs before FastAPI validates the body, so an unauthenticated caller learns
+    nothing about the request schema: 403 when feedback is disabled, 401 without the right token.
+    """
+    expected = _state(request).feedback_token
+    if expected is None:
+        raise Refused(
+            403,
+            f"feedback is disabled: set {FEEDBACK_TOKEN_ENV} on the predictor to enable POST /feedback "
+            f"(the local runtime generates one into <state_dir>/{STATE_FEEDBACK_TOKEN})",
+        )
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        reason = "missing bearer token" if credentials is None else "wrong bearer token"
+        raise Refused(
+            401, f"{reason} (POST /feedback needs ${FEEDBACK_TOKEN_ENV})", {"WWW-Authenticate": "Bearer"}
+        )
 
 
 class FeedbackRequest(BaseModel):
@@ -137,8 +187,9 @@ class FeedbackRequest(BaseModel):
 
 @router.post(
     "/feedback",
-    summary="Record the true label of a served prediction",
-    responses={200: {"description": "feedback stored"}, **_errors(400, 404, 422, 503)},  # type: ignore[dict-item]
+    summary="Record the true label of a served prediction (feedback bearer token)",
+    responses={200: {"description": "feedback stored"}, **_errors(400, 401, 403, 404, 422, 503)},  # type: ignore[dict-item]
+    dependencies=[Depends(require_feedback_token)],
 )
 def feedback(body: FeedbackRequest, request: Request) -> Response:
     state = _state(request)

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from mlflow import MlflowClient
 
 from mlstack.config import Config
-from mlstack.contract import ADMIN_TOKEN_ENV
+from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV
 from mlstack.prediction_log import PredictionLogWriter
+from mlstack.registry import configure_fail_fast_client
 from mlstack.store import PredictionStore
 from mlstack_api.metrics import NO_MODEL, ApiMetrics
 from mlstack_api.model import ServedModel
-from mlstack_api.watcher import ModelWatcher, configure_mlflow_client
+from mlstack_api.watcher import ModelWatcher
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,12 @@ def admin_token_from_env() -> str | None:
     return token or None
 
 
+def feedback_token_from_env() -> str | None:
+    """The bearer token of POST /feedback, or None (feedback disabled) when unset or blank."""
+    token = os.environ.get(FEEDBACK_TOKEN_ENV, "").strip()
+    return token or None
+
+
 @dataclass
 class ApiState:
     """Everything the routes share. `model` is set only when a fixed model is injected (tests)."""
@@ -42,6 +49,7 @@ class ApiState:
     watcher: ModelWatcher | None = None
     store: PredictionStore | None = None
     writer: PredictionLogWriter | None = None
+    feedback_token: str | None = None
 
     def __post_init__(self) -> None:
         self.metrics = ApiMetrics()
@@ -95,7 +103,7 @@ class ApiState:
                 "prediction log disabled (prediction_store.enabled=false): no drift, feedback or CT data"
             )
         if self.fixed_model is None:
-            configure_mlflow_client(self.config.mlflow.tracking_uri)
+            configure_fail_fast_client(self.config.mlflow.tracking_uri)
             project = self.config.project
             self.watcher = ModelWatcher(
                 MlflowClient(tracking_uri=self.config.mlflow.tracking_uri),

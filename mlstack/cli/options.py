@@ -25,7 +25,7 @@ from mlstack.contract import DEFAULT_TRIGGER, EXIT_BAD_INPUT, TRIGGERS
 if TYPE_CHECKING:
     from mlstack.pipeline import Options
 
-RUNTIMES: tuple[str, ...] = ("local", "compose")
+RUNTIMES: tuple[str, ...] = ("local", "compose", "k8s")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
@@ -17,13 +18,13 @@ from mlstack.cli.options import (
     fail,
     with_options,
 )
-from mlstack.config import Config
-from mlstack.contract import EXIT_LOCKED, STAGES
+from mlstack.config import REPO_ROOT, Config
+from mlstack.contract import EXIT_LOCKED, STAGES, Stage
 from mlstack.logs import configure_logging
 
 if TYPE_CHECKING:
+    from mlstack.deployment import Runtime
     from mlstack.pipeline import Pipeline
-    from mlstack.runtime.base import Runtime
 
 
 def make_runtime(name: str, config: Config) -> Runtime:
@@ -32,13 +33,19 @@ def make_runtime(name: str, config: Config) -> Runtime:
         from mlstack.runtime.compose import ComposeRuntime
 
         return ComposeRuntime(config)
+    if name == "k8s":
+        from mlstack.runtime.k8s import K8sRuntime
+
+        return K8sRuntime(config)
     from mlstack.runtime.local import LocalRuntime
 
     return LocalRuntime(config)
 
 
-def _print_plan(ordered: Sequence[str], settings: RunSettings, config: Config) -> None:
+def _print_plan(ordered: Sequence[Stage], settings: RunSettings, config: Config) -> None:
     typer.echo(f"dry run: stages {' -> '.join(ordered)}")
+    if settings.runtime == "k8s":
+        _print_kubectl_plan(ordered, config)
     typer.echo(
         f"  runtime={settings.runtime} trigger={settings.trigger} force={settings.force} "
         f"skip_training={settings.skip_training} rollback_to={settings.rollback_version} "
@@ -53,6 +60,23 @@ def _print_plan(ordered: Sequence[str], settings: RunSettings, config: Config) -
         f"metric={config.training.primary_metric} floor={config.gate.floor} "
         f"min_improvement={config.gate.min_improvement} approval={config.gate.require_approval}"
     )
+
+
+def _print_kubectl_plan(ordered: Sequence[Stage], config: Config) -> None:
+    """The exact kubectl commands each stage would run (the k8s runtime's contract, tested)."""
+    from mlstack.deployment import RuntimeActionError
+    from mlstack.runtime.k8s import K8sRuntime
+
+    runtime = K8sRuntime(config)
+    typer.echo(
+        f"  k8s: overlay={runtime.overlay} namespace={runtime.namespace} (commands run from {REPO_ROOT})"
+    )
+    try:
+        for stage in ordered:
+            for command in runtime.plan(stage, config):
+                typer.echo(f"  {stage}: {shlex.join(command)}")
+    except RuntimeActionError as exc:
+        fail(str(exc))
 
 
 def run_pipeline(
@@ -112,8 +136,8 @@ def print_summary(pipeline: Pipeline, config: Config, seconds: float) -> None:
         typer.echo("\ncandidates:")
         typer.echo(summary_frame(state, config.training.primary_metric).to_string(index=False))
     if state.gate:
-        verdict = "promote" if state.gate["promote"] else "keep champion"
-        typer.echo(f"\ngate: {verdict}: {state.gate['reason']}")
+        verdict = "promote" if state.gate.promote else "keep champion"
+        typer.echo(f"\ngate: {verdict}: {state.gate.reason}")
     if state.skipped:
         typer.echo(f"\nskipped: {state.skipped}")
     try:
@@ -121,6 +145,14 @@ def print_summary(pipeline: Pipeline, config: Config, seconds: float) -> None:
         typer.echo(f"champion: {config.project.registered_model} v{champ.version if champ else '-'}")
     except Exception as exc:
         typer.echo(f"champion: unknown ({exc.__class__.__name__})")
+    if pipeline.runtime.name == "k8s":
+        # The cluster's services are not on this machine: say how to reach them, open no tunnels.
+        from mlstack.runtime.k8s import K8sRuntime
+
+        assert isinstance(pipeline.runtime, K8sRuntime)
+        typer.echo("\n" + "\n".join(f"  {n:<13} {c}" for n, c in pipeline.runtime.access(config).items()))
+        typer.echo("=" * 78)
+        return
     try:
         urls = pipeline.runtime.service_urls(config)
         typer.echo("\n" + "\n".join(f"  {name:<13} {url}" for name, url in urls.items()))

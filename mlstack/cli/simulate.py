@@ -62,6 +62,7 @@ def simulate(ctx: typer.Context, drift: DriftOptions, traffic: TrafficOptions, s
         return
     from mlstack.data import load_base_dataset
     from mlstack.simulate import DriftSpec, SimulationError, TrafficGenerator, check_target, run_simulation
+    from mlstack.tokens import feedback_token
 
     cfg = build_config(source)
     target = traffic.url or f"http://{LOOPBACK}:{cfg.services.api_port}"
@@ -94,8 +95,11 @@ def simulate(ctx: typer.Context, drift: DriftOptions, traffic: TrafficOptions, s
             feedback_delay_s=traffic.feedback_delay,
             max_requests=traffic.max_requests,
             progress=typer.echo,
+            feedback_token=feedback_token(cfg),
         )
     except SimulationError as exc:
         fail(str(exc), code=EXIT_BAD_INPUT)
     if report.stopped_early:
         typer.echo(f"stopped early: {report.stopped_early}")
+    if report.feedback_error:
+        typer.secho(f"{report.feedback_failed} labels refused; last: {report.feedback_error}", fg="yellow")

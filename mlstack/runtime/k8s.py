@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import shlex
 import socket
 import subprocess
 import time
@@ -27,7 +28,6 @@ from mlstack.contract import (
     HTTP_SERVICES,
     IMAGE_TAG_ENV,
     K8S_CONTEXT_ENV,
-    K8S_NAMESPACE_ENV,
     K8S_OVERLAY_ENV,
     KUBECTL_ENV,
     LOOPBACK,
@@ -35,8 +35,8 @@ from mlstack.contract import (
     Service,
     Stage,
 )
+from mlstack.deployment import RuntimeActionError
 from mlstack.monitoring.endpoints import K8S_MONITORING_DIR
-from mlstack.runtime.base import RuntimeError_
 from mlstack.runtime.compose import PROJECT_IMAGES, host_ports
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,12 @@ SECRETS: Final[tuple[SecretSpec, ...]] = (
         "the predictor's admin token",
     ),
     SecretSpec(
+        "mlstack-feedback-token",
+        {"token": "bearer token of the predictor's POST /feedback (MLSTACK_FEEDBACK_TOKEN)"},
+        OVERLAYS,
+        "the predictor's feedback token: labels are training data",
+    ),
+    SecretSpec(
         "mlstack-webhook-token",
         {"token": "bearer token Alertmanager sends to the Jenkins retrain webhook (MLSTACK_WEBHOOK_TOKEN)"},
         OVERLAYS,
@@ -137,7 +143,6 @@ def secret(name: str) -> SecretSpec:
 
 # --------------------------------------------------------------------------- the runtime
 
-DEFAULT_NAMESPACE: Final = "mlstack"
 # docker-compose.yaml names the project images mlstack/<service>.
 IMAGE_NAMESPACE: Final = "mlstack"
 # Server-side apply under one field manager: re-applying is idempotent, and the HPA's replica count
@@ -179,24 +184,23 @@ class K8sRuntime:
         config: Config,
         *,
         overlay: str | None = None,
-        namespace: str | None = None,
         context: str | None = None,
         kubectl: str | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        """Args default to $MLSTACK_K8S_OVERLAY (dev), $MLSTACK_K8S_NAMESPACE (mlstack),
-        $MLSTACK_K8S_CONTEXT (kubectl's current context), $MLSTACK_KUBECTL (kubectl on PATH).
-        $MLSTACK_TAG, when set, is the tag of the project images (as for compose)."""
+        """Args default to $MLSTACK_K8S_OVERLAY (dev), $MLSTACK_K8S_CONTEXT (kubectl's current
+        context), $MLSTACK_KUBECTL (kubectl on PATH). $MLSTACK_TAG, when set, is the tag of the project
+        images (as for compose). The namespace is the overlay's own (its `namespace:`)."""
         env = os.environ if environ is None else environ
         self.overlay = overlay or env.get(K8S_OVERLAY_ENV) or DEFAULT_OVERLAY
         overlay_dir(self.overlay)  # unknown overlay: fail now
-        self.namespace = namespace or env.get(K8S_NAMESPACE_ENV) or DEFAULT_NAMESPACE
         self.context = context or env.get(K8S_CONTEXT_ENV) or None
         self.kubectl = kubectl or env.get(KUBECTL_ENV) or "kubectl"
         self.tag = env.get(IMAGE_TAG_ENV) or None
         self.state_dir = config.state_dir
         self._forwards: dict[str, subprocess.Popen[bytes]] = {}
         self._workloads: list[Workload] | None = None
+        self._namespace: str | None = None
         atexit.register(self.close)
 
     # -- commands --------------------------------------------------------------------------------
@@ -245,19 +249,39 @@ class K8sRuntime:
             f"{local_port}:{remote}",
         ]
 
+    @property
+    def namespace(self) -> str:
+        """The namespace the overlay puts every object in."""
+        self._render()
+        assert self._namespace is not None
+        return self._namespace
+
     def workloads(self, component: str | None = None) -> list[Workload]:
-        """The overlay's Deployments and StatefulSets (`kubectl kustomize`; no cluster involved)."""
-        if self._workloads is None:
-            rendered = self._run(
-                [self.kubectl, "kustomize", overlay_dir(self.overlay)], what="render the overlay"
-            )
-            found = [
-                Workload(doc["kind"], doc["metadata"]["name"], doc["metadata"]["labels"][COMPONENT_LABEL])
-                for doc in yaml.safe_load_all(rendered)
-                if doc and doc["kind"] in WORKLOAD_ORDER
-            ]
-            self._workloads = sorted(found, key=lambda w: WORKLOAD_ORDER.index(w.kind))
+        """The overlay's Deployments and StatefulSets, StatefulSets (databases) first."""
+        self._render()
+        assert self._workloads is not None
         return [w for w in self._workloads if component is None or w.component == component]
+
+    def _render(self) -> None:
+        """Read workloads and namespace off `kubectl kustomize` (no cluster involved), once."""
+        if self._workloads is not None:
+            return
+        rendered = self._run(
+            [self.kubectl, "kustomize", overlay_dir(self.overlay)], what="render the overlay"
+        )
+        docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
+        namespaces = {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}
+        if len(namespaces) != 1:
+            raise RuntimeActionError(
+                f"overlay {self.overlay} spans namespaces {sorted(namespaces)}; expected one"
+            )
+        found = [
+            Workload(doc["kind"], doc["metadata"]["name"], doc["metadata"]["labels"][COMPONENT_LABEL])
+            for doc in docs
+            if doc["kind"] in WORKLOAD_ORDER
+        ]
+        self._workloads = sorted(found, key=lambda w: WORKLOAD_ORDER.index(w.kind))
+        self._namespace = namespaces.pop()
 
     def plan(self, stage: Stage, config: Config) -> list[list[str]]:
         """The kubectl commands a stage runs, in order (what `--dry-run` prints); [] for the others."""
@@ -273,6 +297,14 @@ class K8sRuntime:
         if stage == "smoke":
             return [self.port_forward_command(API, host_ports(config)[API])]
         return []
+
+    def access(self, config: Config) -> dict[str, str]:
+        """How a person reaches each service from this machine: the port-forward the runtime would use."""
+        ports = host_ports(config)
+        return {
+            service: f"{shlex.join(self.port_forward_command(service, ports[service]))}  -> http://{LOOPBACK}:{ports[service]}"
+            for service in HTTP_SERVICES
+        }
 
     # -- Runtime protocol ------------------------------------------------------------------------
     def build(self, config: Config) -> str:
@@ -302,7 +334,7 @@ class K8sRuntime:
             url = urls[check.service] + check.path
             last = ComposeRuntime._wait_http(url, check.ok, deadline)
             if last is not None:
-                raise RuntimeError_(f"{check.service}: {url} not healthy after {timeout:.0f}s ({last})")
+                raise RuntimeActionError(f"{check.service}: {url} not healthy after {timeout:.0f}s ({last})")
             statuses[check.service] = "healthy"
         return statuses
 
@@ -359,14 +391,14 @@ class K8sRuntime:
                 argv, capture_output=True, text=True, check=False, timeout=KUBECTL_TIMEOUT_S, cwd=REPO_ROOT
             )
         except FileNotFoundError as exc:
-            raise RuntimeError_(
+            raise RuntimeActionError(
                 f"kubectl not found ({self.kubectl}); install it or set {KUBECTL_ENV}"
             ) from exc
         except subprocess.TimeoutExpired as exc:
-            raise RuntimeError_(f"could not {what}: `{' '.join(argv)}` timed out") from exc
+            raise RuntimeActionError(f"could not {what}: `{' '.join(argv)}` timed out") from exc
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip().splitlines()
-            raise RuntimeError_(
+            raise RuntimeActionError(
                 f"could not {what}: `{' '.join(argv)}` failed (exit {result.returncode}):\n"
                 + "\n".join(output[-40:])
             )
@@ -385,7 +417,7 @@ class K8sRuntime:
             try:
                 process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
             except FileNotFoundError as exc:
-                raise RuntimeError_(
+                raise RuntimeActionError(
                     f"kubectl not found ({self.kubectl}); install it or set {KUBECTL_ENV}"
                 ) from exc
         self._forwards[service] = process
@@ -393,10 +425,12 @@ class K8sRuntime:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 output = log_file.read_text(errors="replace")[-2000:]
-                raise RuntimeError_(f"`{' '.join(argv)}` exited with {process.returncode}:\n{output}")
+                raise RuntimeActionError(f"`{' '.join(argv)}` exited with {process.returncode}:\n{output}")
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
                 probe.settimeout(1.0)
                 if probe.connect_ex((LOOPBACK, local_port)) == 0:
                     return
             time.sleep(0.2)
-        raise RuntimeError_(f"port-forward to service/{service} not listening on {LOOPBACK}:{local_port}")
+        raise RuntimeActionError(
+            f"port-forward to service/{service} not listening on {LOOPBACK}:{local_port}"
+        )

@@ -49,6 +49,7 @@ from mlstack.ct import AuditLog, last_retrain_at
 from mlstack.data import load_base_dataset
 from mlstack.runtime.local import LocalRuntime
 from mlstack.simulate import DriftSpec, SimulationReport, TrafficGenerator, probe_accuracy, run_simulation
+from mlstack.tokens import feedback_token, feedback_token_file
 from tests.support.binaries import require_binary
 from tests.support.ct import notification
 from tests.support.metrics import metric_total, scrape
@@ -191,9 +192,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 class Traffic(threading.Thread):
     """The simulator in the background until `stop()` (or its own bounded duration)."""
 
-    def __init__(self, url: str, generator: TrafficGenerator, duration_s: float) -> None:
+    def __init__(self, url: str, generator: TrafficGenerator, duration_s: float, token: str | None) -> None:
         super().__init__(name="ct-traffic", daemon=True)
-        self.url, self.generator, self.duration_s = url, generator, duration_s
+        self.url, self.generator, self.duration_s, self.token = url, generator, duration_s, token
         self.stopping = threading.Event()
         self.lines: list[str] = []
         self.report: SimulationReport | None = None
@@ -208,6 +209,7 @@ class Traffic(threading.Thread):
                 duration_s=self.duration_s,
                 batch_size=BATCH,
                 feedback_delay_s=1.0,
+                feedback_token=self.token,
                 progress=self.lines.append,
                 should_stop=self.stopping.is_set,
             )
@@ -219,6 +221,7 @@ class Traffic(threading.Thread):
         self.join(timeout=30)
         assert self.error is None, self.error
         assert self.report is not None and self.report.errors == 0, self.lines[-3:]
+        assert self.report.feedback_failed == 0, self.report.feedback_error
         return self.report
 
 
@@ -257,10 +260,23 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     assert v1 is not None and v1.version == "1"
     assert served_version(stack.url("api")) == "1"
     assert requests.get(f"{stack.url('trigger')}/healthz", timeout=5).json()["running"] is None
+    # The local runtime generated the feedback token on this first run and said where; the labelling
+    # team (the simulator) sends it, anyone else is refused.
+    token_file = feedback_token_file(cfg)
+    assert f"feedback token: generated into {token_file}" in bootstrap.stdout
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    labels = feedback_token(cfg, environ={})
+    assert labels
+    anonymous = requests.post(
+        f"{stack.url('api')}/feedback", json={"prediction_id": "x", "true_label": 0}, timeout=5
+    )
+    assert anonymous.status_code == 401
 
     # ---- 1. clean traffic: no alert, no retrain --------------------------------------------------------
     phase_started = time.monotonic()
-    clean = Traffic(stack.url("api"), TrafficGenerator(dataset, DriftSpec("none"), seed=11), duration_s=12)
+    clean = Traffic(
+        stack.url("api"), TrafficGenerator(dataset, DriftSpec("none"), seed=11), duration_s=12, token=labels
+    )
     clean.start()
     clean.join(timeout=60)
     clean_report = clean.stop()
@@ -285,7 +301,7 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     onset = time.monotonic()
     before_drifted = probe_accuracy(stack.url("api"), drift_a, 200, drifted_share=1.0)
     before_clean = probe_accuracy(stack.url("api"), drift_a, 200, drifted_share=0.0)
-    drifted = Traffic(stack.url("api"), drift_a, duration_s=300)
+    drifted = Traffic(stack.url("api"), drift_a, duration_s=300, token=labels)
     drifted.start()
     try:
         stack.poll(lambda: firing(prom, "DataDriftDetected"), 120, "DataDriftDetected firing in Prometheus")
@@ -374,7 +390,7 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     )
 
     drift_b = TrafficGenerator(dataset, DriftSpec("sudden", DRIFT_B, magnitude=3.0, label_shift=2), seed=13)
-    concept_b = Traffic(stack.url("api"), drift_b, duration_s=300)
+    concept_b = Traffic(stack.url("api"), drift_b, duration_s=300, token=labels)
     concept_b.start()
     try:
         # The live accuracy of v2 on the new concept, as Prometheus scrapes it from the exporter.

@@ -16,10 +16,12 @@ import requests
 import yaml
 
 from mlstack.config import Config
-from mlstack.contract import CONFIG_ENV, ENV_PREFIX
+from mlstack.contract import ADMIN_TOKEN_ENV, CONFIG_ENV, ENV_PREFIX, FEEDBACK_TOKEN_ENV
 from mlstack.runtime.local import api_command
 from tests.support.net import free_port, wait_until
 from tests.support.process import ServiceProcess
+
+TEST_FEEDBACK_TOKEN = "test-feedback-token"
 
 
 @dataclass
@@ -28,6 +30,12 @@ class ApiProcess:
 
     service: ServiceProcess
     config: Config
+    feedback_token: str | None = None
+
+    @property
+    def labeller(self) -> dict[str, str]:
+        """The headers a labelling client sends with POST /feedback."""
+        return {"Authorization": f"Bearer {self.feedback_token}"} if self.feedback_token else {}
 
     @property
     def url(self) -> str:
@@ -66,17 +74,23 @@ class ApiProcess:
 
 
 def api_environment(
-    config_file: Path, admin_token: str | None, extra: dict[str, str] | None
+    config_file: Path,
+    admin_token: str | None,
+    extra: dict[str, str] | None,
+    feedback_token: str | None = None,
 ) -> dict[str, str]:
     """The parent environment minus anything that would override the test's config file."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(ENV_PREFIX) and key not in {"MLFLOW_TRACKING_URI", "MLSTACK_ADMIN_TOKEN"}
+        if not key.startswith(ENV_PREFIX)
+        and key not in {"MLFLOW_TRACKING_URI", ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV}
     }
     env[CONFIG_ENV] = str(config_file)
     if admin_token is not None:
-        env["MLSTACK_ADMIN_TOKEN"] = admin_token
+        env[ADMIN_TOKEN_ENV] = admin_token
+    if feedback_token is not None:
+        env[FEEDBACK_TOKEN_ENV] = feedback_token
     env.update(extra or {})
     return env
 
@@ -87,6 +101,7 @@ def run_api(
     workdir: Path,
     *,
     admin_token: str | None = None,
+    feedback_token: str | None = TEST_FEEDBACK_TOKEN,
     wait_ready: bool = True,
     timeout: float = 120.0,
     extra_env: dict[str, str] | None = None,
@@ -99,6 +114,8 @@ def run_api(
         config: the effective config (tracking URI, model name, store URL, intervals).
         workdir: where the config file and `api.log` go.
         admin_token: value of MLSTACK_ADMIN_TOKEN, or None to leave admin endpoints disabled.
+        feedback_token: value of MLSTACK_FEEDBACK_TOKEN (`ApiProcess.labeller` sends it), or None to
+            leave POST /feedback disabled.
         wait_ready: wait for /readyz (a model loaded) rather than only /healthz.
         port: listen here (a restart on the same address) instead of on a free port.
         workers: uvicorn worker processes (1 unless a test is about several).
@@ -113,11 +130,11 @@ def run_api(
         f"http://127.0.0.1:{port}",
         workdir / "api.log",  # appended to: a restart in the same workdir keeps the earlier log
         ready_path="/readyz" if wait_ready else "/healthz",
-        env=api_environment(config_file, admin_token, extra_env),
+        env=api_environment(config_file, admin_token, extra_env, feedback_token),
         process_group=True,  # signals reach every worker; kill() is a whole-container crash
     )
     service.start(timeout)
-    api = ApiProcess(service, config)
+    api = ApiProcess(service, config, feedback_token)
     try:
         if workers > 1:
             _wait_every_worker(api, service.ready_path, timeout, workers)
@@ -146,7 +163,8 @@ def _wait_every_worker(api: ApiProcess, path: str, timeout: float, workers: int)
 def preserved_process_globals() -> Iterator[None]:
     """Undo what an in-process app changes process-wide: MLflow client URI and env, GIL interval."""
     from mlflow.tracking._tracking_service import utils
-    from mlstack_api.watcher import MLFLOW_CLIENT_ENV
+
+    from mlstack.registry import FAIL_FAST_CLIENT_ENV as MLFLOW_CLIENT_ENV
 
     saved_uri = utils._tracking_uri
     saved_env = {key: os.environ.get(key) for key in MLFLOW_CLIENT_ENV}

@@ -152,6 +152,7 @@ def test_drift_and_live_accuracy_from_predictor_traffic(
             response = requests.post(
                 f"{api.url}/feedback",
                 json={"prediction_id": prediction["id"], "true_label": label},
+                headers=api.labeller,
                 timeout=10,
             )
             assert response.status_code == 200, response.text

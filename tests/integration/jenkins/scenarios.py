@@ -249,6 +249,7 @@ ALTERNATIVES: dict[str, str | bool] = {
     "ROLLBACK_TO_VERSION": "3",
     TRIGGER: DRIFT,
     "REQUIRE_APPROVAL": True,
+    "RUNTIME": "k8s",
 }
 
 

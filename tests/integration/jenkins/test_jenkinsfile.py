@@ -89,6 +89,7 @@ def test_parameter_values_reach_the_cli_config(jenkins_run: JenkinsfileRun) -> N
         f"approval={values['REQUIRE_APPROVAL']}",
         f"rollback_to={values['ROLLBACK_TO_VERSION']}",
         f"candidates={str(values['MODELS']).split(',')}",
+        f"runtime={values['RUNTIME']}",
     ):
         assert expected in output, f"{expected!r} did not reach the CLI:\n{output}"
     (rollback,) = [a for s in build.sh_steps for a in s.argv if a[1:3] == ("registry", "rollback")]

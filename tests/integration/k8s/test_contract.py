@@ -11,6 +11,7 @@ import pytest
 from mlstack.contract import (
     ADMIN_TOKEN_ENV,
     CONTAINER_PORTS,
+    FEEDBACK_TOKEN_ENV,
     JENKINS,
     MLFLOW,
     POSTGRES,
@@ -26,7 +27,7 @@ STORE_URL_ENV = config_env_var("prediction_store.url")
 # Variables the manifests set that belong to other programs (libpq, MLflow's server, the shell, the
 # downward API); every other name must be the contract's.
 FOREIGN_ENV = {"PGPASSWORD", "MLFLOW_BACKEND_STORE_URI", "MLFLOW_SERVER_ALLOWED_HOSTS", "POD_IP", "PATH"}
-OUR_ENV = {TRACKING_URI_ENV, ADMIN_TOKEN_ENV, STORE_URL_ENV}
+OUR_ENV = {TRACKING_URI_ENV, ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STORE_URL_ENV}
 # Images configured by their vendors' variables (GF_*, POSTGRES_*), not by mlstack.
 VENDOR_IMAGES = {"grafana", "postgres"}
 

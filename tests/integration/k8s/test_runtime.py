@@ -20,8 +20,16 @@ import requests
 import yaml
 
 from mlstack.config import REPO_ROOT, Config, load_config
-from mlstack.contract import API, CONTAINER_PORTS, HTTP_SERVICES, IMAGE_TAG_ENV
-from mlstack.runtime.base import RuntimeError_
+from mlstack.contract import (
+    API,
+    CONTAINER_PORTS,
+    HTTP_SERVICES,
+    IMAGE_TAG_ENV,
+    K8S_CONTEXT_ENV,
+    K8S_OVERLAY_ENV,
+    KUBECTL_ENV,
+)
+from mlstack.deployment import RuntimeActionError
 from mlstack.runtime.compose import PROJECT_IMAGES
 from mlstack.runtime.k8s import K8sRuntime
 from tests.support import fake_kubectl
@@ -74,7 +82,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, standin: int) -> Path:
         monkeypatch.setenv(key, value)
     for service in HTTP_SERVICES:
         monkeypatch.setenv(fake_kubectl.FORWARD_ENV_PREFIX + service.upper(), str(standin))
-    for name in ("MLSTACK_K8S_OVERLAY", "MLSTACK_K8S_NAMESPACE", "MLSTACK_K8S_CONTEXT", "MLSTACK_KUBECTL"):
+    for name in (K8S_OVERLAY_ENV, K8S_CONTEXT_ENV, KUBECTL_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv(IMAGE_TAG_ENV, raising=False)
     return log
@@ -136,7 +144,7 @@ def test_deploy_applies_the_serving_objects_and_waits_for_the_predictor_and_expo
 
 
 def test_prod_has_no_in_cluster_postgres_to_wait_for(fake: Path, config: Config) -> None:
-    runtime = K8sRuntime(config, overlay="prod", namespace="mlstack")
+    runtime = K8sRuntime(config, overlay="prod")
     runtime.start_platform(config)
     calls = without_render(fake)
     assert calls[0] == apply("platform", "deploy/k8s/overlays/prod")
@@ -192,7 +200,7 @@ def test_a_failed_rollout_fails_the_stage_with_kubectls_message(
     fake: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(fake_kubectl.FAIL_ENV, "deployment/api")
-    with pytest.raises(RuntimeError_, match=r"deployment/api.*failed as the test asked"):
+    with pytest.raises(RuntimeActionError, match=r"deployment/api.*failed as the test asked"):
         K8sRuntime(config).deploy(config)
 
 
@@ -200,7 +208,7 @@ def test_a_missing_kubectl_is_a_clear_error(
     config: Config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(RuntimeError_, match="kubectl not found"):
+    with pytest.raises(RuntimeActionError, match="kubectl not found"):
         K8sRuntime(config).deploy(config)
 
 

@@ -16,6 +16,7 @@ import requests
 import yaml
 
 from mlstack.config import Config, load_config
+from mlstack.contract import FEEDBACK_TOKEN_ENV
 from mlstack.data import load_base_dataset
 from mlstack.monitoring.names import CLIENT_ERROR_RATIO, VERSION_REQUEST_RATE
 from mlstack.monitoring.render import render_monitoring
@@ -35,6 +36,7 @@ from tests.support.prom import (
     run_prometheus,
     webhook_sink,
 )
+from tests.support.services import TEST_FEEDBACK_TOKEN
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
@@ -60,6 +62,7 @@ def _service_env(config: Config, tracking_uri: str) -> dict[str, str]:
             "MLSTACK__PREDICTION_STORE__URL": config.prediction_store_url,
             "MLSTACK__SERVICES__STATE_DIR": str(config.state_dir),
             "MLSTACK__MLFLOW__TRACKING_URI": tracking_uri,
+            FEEDBACK_TOKEN_ENV: TEST_FEEDBACK_TOKEN,
         }
     )
     return env
@@ -157,7 +160,10 @@ def _send_traffic(config: Config, api_url: str) -> int:
         time.sleep(pause)
     for prediction_id, label in ids[:FEEDBACK_COUNT]:
         response = session.post(
-            f"{api_url}/feedback", json={"prediction_id": prediction_id, "true_label": label}, timeout=30
+            f"{api_url}/feedback",
+            json={"prediction_id": prediction_id, "true_label": label},
+            headers={"Authorization": f"Bearer {TEST_FEEDBACK_TOKEN}"},
+            timeout=30,
         )
         assert response.status_code == 200, response.text
     return sent

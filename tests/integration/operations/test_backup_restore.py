@@ -92,7 +92,10 @@ def assert_serves_again(before: Served, tracking_uri: str, workdir: Path) -> dic
         # A prediction logged before the backup takes feedback: it is in the restored store.
         label = before.answer["predictions"][0]["label"]
         feedback = requests.post(
-            f"{api.url}/feedback", json={"prediction_id": before.ids[0], "true_label": label}, timeout=10
+            f"{api.url}/feedback",
+            json={"prediction_id": before.ids[0], "true_label": label},
+            headers=api.labeller,
+            timeout=10,
         )
         assert feedback.status_code == 200, feedback.text
         api.stop()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from mlstack.contract import FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[3]
 def local_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """An isolated local runtime: own state dir and free ports; a developer's stack is untouched."""
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != FEEDBACK_TOKEN_ENV},
         "MLSTACK__SERVICES__STATE_DIR": str(tmp_path / "state"),
         "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         "MLSTACK__API__RELOAD_INTERVAL_S": "1",
@@ -66,6 +67,15 @@ def test_pipeline_runs_twice_and_serves_the_champion(local_env: dict[str, str]) 
     version = requests.get(f"{api}/version", timeout=5).json()
     assert str(version["model"]["version"]) == "1"
 
+    # First run: the feedback token is generated into the state dir (0600) and the run says where.
+    token_file = Path(local_env["MLSTACK__SERVICES__STATE_DIR"]) / STATE_FEEDBACK_TOKEN
+    assert f"feedback token: generated into {token_file}" in first.stdout
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    label = {"prediction_id": "not-logged", "true_label": 0}
+    assert requests.post(f"{api}/feedback", json=label, timeout=5).status_code == 401
+    authorised = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    assert requests.post(f"{api}/feedback", json=label, headers=authorised, timeout=5).status_code == 404
+
     # A second run retrains and the gate decides. Its candidate set differs from the first run's (a new
     # training config), so an equal score is a tie on new inputs: the champion moves to the new version
     # and the predictor follows. (Unchanged inputs keep the champion: see test_gate_ties.py.)
@@ -73,6 +83,7 @@ def test_pipeline_runs_twice_and_serves_the_champion(local_env: dict[str, str]) 
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "mlflow: reused" in second.stdout or "reused" in second.stdout
     assert "champion: wine-classifier v2" in second.stdout
+    assert "feedback token: generated" not in second.stdout  # generated once, then reused
 
     status = mlstack(local_env, "services", "status")
     assert "mlflow" in status.stdout and "api" in status.stdout

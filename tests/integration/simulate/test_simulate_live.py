@@ -42,6 +42,7 @@ def test_drifted_labelled_traffic_reaches_the_real_predictor_and_store(
             duration_s=3,
             batch_size=4,
             feedback_delay_s=0.5,
+            feedback_token=api.feedback_token,
             progress=lines.append,
             progress_every_s=1,
         )

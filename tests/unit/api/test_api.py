@@ -8,6 +8,7 @@ tests/integration/api/test_api_integration.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -16,10 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from mlstack_api.main import create_app
-from mlstack_api.model import ServedModel, sklearn_predict_proba
+from mlstack_api.model import ServedModel, onnx_predict_proba, sklearn_predict_proba
+from skl2onnx import to_onnx
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -34,6 +37,8 @@ from tests.support.pipeline import isolated_config
 from tests.support.services import preserved_process_globals
 
 TOKEN = "unit-test-admin-token"
+FEEDBACK_TOKEN = "unit-test-feedback-token"
+LABELLER = {"Authorization": f"Bearer {FEEDBACK_TOKEN}"}
 MAX_BATCH = 5
 MAX_BODY = 2048
 
@@ -86,13 +91,15 @@ def unit_config(tmp_path: Path, **overrides: Any) -> Config:
 
 @pytest.fixture
 def client(tmp_path: Path, served_model: ServedModel) -> Iterator[TestClient]:
-    app = create_app(unit_config(tmp_path), model=served_model, admin_token=TOKEN)
+    app = create_app(
+        unit_config(tmp_path), model=served_model, admin_token=TOKEN, feedback_token=FEEDBACK_TOKEN
+    )
     with TestClient(app) as test_client:
         yield test_client
 
 
-def typical(model: ServedModel) -> dict[str, float]:
-    return {f.name: f.typical for f in model.schema.features}
+def typical(model: ServedModel) -> dict[str, Any]:
+    return model.schema.typical_instance()
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
@@ -205,26 +212,83 @@ def test_chunked_body_over_the_limit_is_413(client: TestClient, served_model: Se
 
 def test_feedback_unknown_id_bad_label_and_accepted(client: TestClient, served_model: ServedModel) -> None:
     prediction = client.post("/predict", json={"instances": [typical(served_model)]}).json()["predictions"][0]
-    assert client.post("/feedback", json={"prediction_id": "nope", "true_label": 0}).status_code == 404
-    bad_label = client.post("/feedback", json={"prediction_id": prediction["id"], "true_label": 99})
+    assert (
+        client.post(
+            "/feedback", json={"prediction_id": "nope", "true_label": 0}, headers=LABELLER
+        ).status_code
+        == 404
+    )
+    bad_label = client.post(
+        "/feedback", json={"prediction_id": prediction["id"], "true_label": 99}, headers=LABELLER
+    )
     assert bad_label.status_code == 422 and "true_label" in bad_label.text
     assert (
-        client.post("/feedback", json={"prediction_id": prediction["id"], "true_label": "x"}).status_code
+        client.post(
+            "/feedback", json={"prediction_id": prediction["id"], "true_label": "x"}, headers=LABELLER
+        ).status_code
         == 422
     )
-    assert client.post("/feedback", json={"prediction_id": prediction["id"]}).status_code == 422
     assert (
-        client.post("/feedback", content=b"{", headers={"Content-Type": "application/json"}).status_code
+        client.post("/feedback", json={"prediction_id": prediction["id"]}, headers=LABELLER).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/feedback", content=b"{", headers={"Content-Type": "application/json", **LABELLER}
+        ).status_code
         == 422
     )
     # Posted right after the prediction: acknowledged means committed, so the store has it already.
     accepted = client.post(
-        "/feedback", json={"prediction_id": prediction["id"], "true_label": prediction["label"]}
+        "/feedback",
+        json={"prediction_id": prediction["id"], "true_label": prediction["label"]},
+        headers=LABELLER,
     )
     assert accepted.status_code == 200, accepted.text
     metrics = client.get("/metrics").text
     assert metric_value(metrics, "mlops_feedback_total", result="accepted") == 1
     assert metric_value(metrics, "mlops_feedback_total", result="unknown_prediction") == 1
+
+
+def test_feedback_requires_its_own_bearer_token(client: TestClient, served_model: ServedModel) -> None:
+    prediction = client.post("/predict", json={"instances": [typical(served_model)]}).json()["predictions"][0]
+    body = {"prediction_id": prediction["id"], "true_label": prediction["label"]}
+    missing = client.post("/feedback", json=body)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json()["field"] == "Authorization" and "MLSTACK_FEEDBACK_TOKEN" in missing.json()["detail"]
+    wrong = client.post("/feedback", json=body, headers={"Authorization": "Bearer not-the-token"})
+    assert wrong.status_code == 401 and "wrong bearer token" in wrong.json()["detail"]
+    # The admin token is a different secret: it does not label predictions.
+    admin = client.post("/feedback", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert admin.status_code == 401
+    # Authentication comes before the body: an anonymous caller learns nothing about the schema.
+    assert client.post("/feedback", json={"nonsense": True}).status_code == 401
+    right = client.post("/feedback", json=body, headers=LABELLER)
+    assert right.status_code == 200 and right.json()["status"] == "accepted"
+    metrics = client.get("/metrics").text
+    assert metric_value(metrics, "mlops_feedback_total", result="accepted") == 1
+
+
+def test_feedback_is_disabled_without_a_token(
+    tmp_path: Path, served_model: ServedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MLSTACK_FEEDBACK_TOKEN", raising=False)
+    with TestClient(create_app(unit_config(tmp_path), model=served_model, admin_token=TOKEN)) as disabled:
+        prediction = disabled.post("/predict", json={"instances": [typical(served_model)]}).json()
+        body = {"prediction_id": prediction["predictions"][0]["id"], "true_label": 0}
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": f"Bearer {TOKEN}"}):
+            response = disabled.post("/feedback", json=body, headers=headers)
+            assert response.status_code == 403, response.text
+            assert "feedback is disabled: set MLSTACK_FEEDBACK_TOKEN" in response.json()["detail"]
+
+
+def test_openapi_declares_the_feedback_token(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["FeedbackToken"]["type"] == "http" and schemes["FeedbackToken"]["scheme"] == "bearer"
+    assert "MLSTACK_FEEDBACK_TOKEN" in schemes["FeedbackToken"]["description"]
+    assert doc["paths"]["/feedback"]["post"]["security"] == [{"FeedbackToken": []}]
+    assert {"401", "403"} <= set(doc["paths"]["/feedback"]["post"]["responses"])
 
 
 def test_admin_reload_requires_the_bearer_token(client: TestClient) -> None:
@@ -382,10 +446,41 @@ def test_a_failing_store_gets_503_with_retry_after_and_nothing_is_acknowledged(
 def test_prediction_log_can_be_switched_off(tmp_path: Path, served_model: ServedModel) -> None:
     """prediction_store.enabled=false: predictions are served, nothing is logged, feedback says why."""
     config = unit_config(tmp_path, **{"prediction_store.enabled": False})
-    with TestClient(create_app(config, model=served_model, admin_token=TOKEN)) as client:
+    app = create_app(config, model=served_model, admin_token=TOKEN, feedback_token=FEEDBACK_TOKEN)
+    with TestClient(app) as client:
         response = client.post("/predict", json={"instances": [typical(served_model)]})
         assert response.status_code == 200
         prediction_id = response.json()["predictions"][0]["id"]
-        feedback = client.post("/feedback", json={"prediction_id": prediction_id, "true_label": 0})
+        feedback = client.post(
+            "/feedback", json={"prediction_id": prediction_id, "true_label": 0}, headers=LABELLER
+        )
         assert feedback.status_code == 503 and "disabled" in feedback.json()["detail"]
     assert not (tmp_path / "state" / "predictions.db").exists()
+
+
+def test_values_the_model_cannot_score_are_refused_not_answered_with_nulls(
+    tmp_path: Path, served_model: ServedModel
+) -> None:
+    """float32-valid values this far outside the training range overflow inside a float32 ONNX model
+    (NaN probabilities): 422 naming the instance, not a 200 with null probabilities."""
+    config = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
+    parts = split(load_base_dataset(config.data), config)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+        parts.x_train.to_numpy(), parts.y_train
+    )
+    onnx_file = tmp_path / "model.onnx"
+    sample = parts.x_train.to_numpy()[:1].astype(np.float32)
+    onnx_file.write_bytes(
+        to_onnx(pipeline, sample, options={"zipmap": False}, target_opset=17).SerializeToString()
+    )
+    onnx_model = dataclasses.replace(
+        served_model, runtime="onnx", predict_proba=onnx_predict_proba(str(onnx_file))
+    )
+    extreme = dict.fromkeys(served_model.schema.feature_names, 3.0e38)
+    extreme[served_model.schema.feature_names[0]] = -3.0e38
+    with TestClient(create_app(unit_config(tmp_path), model=onnx_model)) as app_client:
+        fine = app_client.post("/predict", json={"instances": [typical(served_model)]})
+        response = app_client.post("/predict", json={"instances": [typical(served_model), extreme]})
+    assert fine.status_code == 200, fine.text
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "instances[1]" and "not finite" in response.json()["detail"]

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from mlstack.cli import app
+from mlstack.cli.options import RUNTIMES
 from mlstack.contract import STAGES, TRIGGERS
 
 
@@ -49,7 +50,7 @@ def test_stage_runs_the_named_stages_in_pipeline_order() -> None:
     [
         (["stage", "tran", "--dry-run"], "unknown stage(s) ['tran']"),
         (["run", "--trigger", "alert", "--dry-run"], f"'alert' is not one of {list(TRIGGERS)}"),
-        (["run", "--runtime", "k9s", "--dry-run"], "'k9s' is not one of ['local', 'compose']"),
+        (["run", "--runtime", "k9s", "--dry-run"], f"'k9s' is not one of {list(RUNTIMES)}"),
         (["run", "--floor", "high", "--dry-run"], "Invalid value for '--floor'"),
         (["run", "--no-such-flag"], "No such option: --no-such-flag"),
         (["stage", "--dry-run"], "Missing argument 'names'"),

@@ -49,6 +49,9 @@ ALLOWED_VALUES = {
     "user:pass@",  # docs/config.md, mlstack.yaml: URL shape examples
     "mlstack-webhook-token",  # a Jenkins credential *id*
     "unit-test-admin-token",
+    "unit-test-feedback-token",
+    "test-feedback-token",
+    "feedback-token-of-thirty-two-chars",
     "integration-admin-token",
     "s3cret-token-for-tests-0123456789",
     "s3cret-token",
@@ -198,7 +201,7 @@ def test_secrets_are_compared_in_constant_time_only() -> None:
             if "hmac.compare_digest(" in source:
                 checkers.append(str(path.relative_to(REPO_ROOT)))
     assert findings == [], f"compare secrets with hmac.compare_digest, not ==: {findings}"
-    # The two token-protected HTTP endpoints: predictor /admin/reload, CT trigger /alertmanager.
+    # The token-protected HTTP endpoints: predictor /admin/reload and /feedback, CT trigger /alertmanager.
     from mlstack_api import routes
 
     from mlstack.trigger_server import bearer_token_ok
@@ -212,6 +215,7 @@ def test_secrets_are_compared_in_constant_time_only() -> None:
 
 
 TOKEN = "a-token-of-thirty-two-characters"
+FEEDBACK_TOKEN = "feedback-token-of-thirty-two-chars"
 
 
 @pytest.fixture
@@ -219,44 +223,51 @@ def api_client() -> TestClient:
     """The predictor without a model or MLflow (the lifespan is not entered): auth comes first."""
     from mlstack_api.main import create_app
 
-    return TestClient(create_app(load_config(environ={}), admin_token=TOKEN))
+    return TestClient(create_app(load_config(environ={}), admin_token=TOKEN, feedback_token=FEEDBACK_TOKEN))
 
 
-def test_every_admin_route_of_the_predictor_requires_the_token(api_client: TestClient) -> None:
+def test_every_admin_and_feedback_route_of_the_predictor_requires_its_token(api_client: TestClient) -> None:
     from mlstack_api.routes import router
 
     app: Any = api_client.app
     routes = [route for route in router.routes if isinstance(route, APIRoute)]
-    protected = {
-        route.path
-        for route in routes
-        if any(d.call.__class__.__name__ == "HTTPBearer" for d in route.dependant.dependencies)
-    }
+
+    def bearers(dependant: Any) -> list[Any]:  # HTTPBearer anywhere in the route's dependency tree
+        found = [d.call for d in dependant.dependencies if d.call.__class__.__name__ == "HTTPBearer"]
+        return found + [b for d in dependant.dependencies for b in bearers(d)]
+
+    protected = {route.path for route in routes if bearers(route.dependant)}
     admin = {route.path for route in routes if "/admin" in route.path}
-    assert protected == admin == {"/admin/reload"}
+    assert admin == {"/admin/reload"}
+    # Feedback writes labels into the next training set: it has a token of its own (issue 18).
+    tokens = {"/admin/reload": TOKEN, "/feedback": FEEDBACK_TOKEN}
+    assert protected == set(tokens)
     documented = {
         path
         for path, methods in app.openapi()["paths"].items()
         if any("401" in op.get("responses", {}) for op in methods.values())
     }
     assert documented == protected
-    wrong = [
-        {},
-        {"Authorization": "Bearer"},
-        {"Authorization": "Bearer "},
-        {"Authorization": f"Bearer {TOKEN[:-1]}"},  # a prefix
-        {"Authorization": f"Bearer {TOKEN}x"},  # longer
-        {"Authorization": f"Bearer {TOKEN.upper()}"},
-        {"Authorization": f"Basic {TOKEN}"},
-        {"Authorization": TOKEN},
-    ]
-    for path in protected:
+    for path, token in tokens.items():
+        other = FEEDBACK_TOKEN if token == TOKEN else TOKEN
+        wrong = [
+            {},
+            {"Authorization": "Bearer"},
+            {"Authorization": "Bearer "},
+            {"Authorization": f"Bearer {token[:-1]}"},  # a prefix
+            {"Authorization": f"Bearer {token}x"},  # longer
+            {"Authorization": f"Bearer {token.upper()}"},
+            {"Authorization": f"Basic {token}"},
+            {"Authorization": token},
+            {"Authorization": f"Bearer {other}"},  # the other endpoint's token
+        ]
         for headers in wrong:
             response = api_client.post(path, headers=headers)
             assert response.status_code in (401, 403), (headers, response.status_code, response.text)
-            assert TOKEN not in response.text
-        # The right token passes auth (503: this app has no model watcher to reload).
-        assert api_client.post(path, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 503
+            assert token not in response.text
+        # The right token passes auth (admin: 503, no model watcher to reload; feedback: 422, no body).
+        passed = api_client.post(path, headers={"Authorization": f"Bearer {token}"}).status_code
+        assert passed == {"/admin/reload": 503, "/feedback": 422}[path]
 
 
 def test_the_predictor_refuses_admin_calls_when_no_token_is_configured() -> None:
