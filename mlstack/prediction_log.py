@@ -102,11 +102,11 @@ def _settle(items: list[tuple[asyncio.Future[None], BaseException | None]]) -> N
                 future.set_exception(error)
 
 
-class PredictionLogWriter:
-    """Writes prediction rows to the store with group commit; callers await their rows' commit.
+@dataclass(frozen=True)
+class WriterSettings:
+    """How the writer groups, commits and backs off (from the `prediction_store` config section).
 
     Args:
-        store: where rows go.
         queue_size: most rows waiting for a commit (including the transaction in flight); a request
             that would exceed it is refused, so memory stays bounded however many clients wait.
         batch_size: most rows per transaction; a request's rows are never split, so one request
@@ -118,28 +118,42 @@ class PredictionLogWriter:
         synchronous / busy_timeout_s: SQLite durability and lock wait (see `LogAppender`).
     """
 
+    queue_size: int
+    batch_size: int
+    commit_delay_s: float = 0.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 5.0
+    synchronous: SqliteSynchronous = "normal"
+    busy_timeout_s: float = 5.0
+
+
+class PredictionLogWriter:
+    """Writes prediction rows to the store with group commit; callers await their rows' commit.
+
+    Args:
+        store: where rows go.
+        settings: queue bound, transaction size, commit delay, backoff and SQLite settings.
+        hooks: metrics callbacks.
+        clock: monotonic time (tests move it).
+    """
+
     def __init__(
         self,
         store: PredictionStore,
-        queue_size: int,
-        batch_size: int,
-        commit_delay_s: float = 0.0,
-        retry_initial_s: float = 0.5,
-        retry_max_s: float = 5.0,
-        synchronous: SqliteSynchronous = "normal",
-        busy_timeout_s: float = 5.0,
+        settings: WriterSettings,
         hooks: WriterHooks | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
-        self.queue_size = queue_size
-        self.batch_size = batch_size
-        self.commit_delay_s = commit_delay_s
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
+        self.settings = settings
+        self.queue_size = settings.queue_size
+        self.batch_size = settings.batch_size
+        self.commit_delay_s = settings.commit_delay_s
+        self.retry_initial_s = settings.retry_initial_s
+        self.retry_max_s = settings.retry_max_s
         self.hooks = hooks or WriterHooks()
         self._clock = clock
-        self._appender = LogAppender(store, synchronous, busy_timeout_s)
+        self._appender = LogAppender(store, settings.synchronous, settings.busy_timeout_s)
         self._cond = threading.Condition(threading.Lock())
         self._waiting: deque[_Waiting] = deque()
         self._pending_rows = 0  # waiting + in the transaction being written (under _cond)
@@ -147,7 +161,7 @@ class PredictionLogWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._down_until = float("-inf")  # refuse until then: the last commit failed
-        self._backoff = retry_initial_s
+        self._backoff = settings.retry_initial_s
         self._last_error = ""
         self._written = 0
         self._commits = 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.prediction_log import LogRefused, PredictionLogWriter, RefusalReason, WriterHooks
+from mlstack.prediction_log import LogRefused, PredictionLogWriter, RefusalReason, WriterHooks, WriterSettings
 from mlstack.store import PredictionRows, PredictionStore
 from tests.support.net import wait_until
 
@@ -70,10 +70,12 @@ def writer_for(store: PredictionStore, hooks: Recorder, **options: float) -> Pre
     settings: dict[str, float] = {"queue_size": 10_000, "batch_size": 1000, **options}
     return PredictionLogWriter(
         store,
-        queue_size=int(settings.pop("queue_size")),
-        batch_size=int(settings.pop("batch_size")),
+        WriterSettings(
+            queue_size=int(settings.pop("queue_size")),
+            batch_size=int(settings.pop("batch_size")),
+            **settings,  # type: ignore[arg-type]
+        ),
         hooks=hooks,
-        **settings,  # type: ignore[arg-type]
     )
 
 
@@ -130,7 +132,10 @@ def test_a_failed_commit_refuses_its_requests_and_the_next_ones_until_the_store_
     hooks = Recorder()
     now = [0.0]  # the writer's clock: the backoff passes when the test says so
     writer = PredictionLogWriter(
-        store, 100, 100, retry_initial_s=0.3, retry_max_s=0.3, hooks=hooks, clock=lambda: now[0]
+        store,
+        WriterSettings(100, 100, retry_initial_s=0.3, retry_max_s=0.3),
+        hooks=hooks,
+        clock=lambda: now[0],
     )
     writer.start()
     try:

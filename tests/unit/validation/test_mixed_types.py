@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from mlstack.config import ColumnOverride, DataConfig
+from mlstack.data import Dataset, load_base_dataset
 from mlstack.data_validation import (
     MISSING,
     NOT_NUMERIC,
@@ -17,9 +20,6 @@ from mlstack.data_validation import (
     row_reasons,
     validate_dataset,
 )
-
-from mlstack.config import ColumnOverride, DataConfig
-from mlstack.data import Dataset, load_base_dataset
 from mlstack.feature_types import infer_schema
 from mlstack.schema import FeatureSchema
 
