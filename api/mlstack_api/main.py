@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from mlstack.config import Config, load_config
 from mlstack.logs import configure_package_logging
+from mlstack_api import API_VERSION
 from mlstack_api.metrics import RequestMetricsMiddleware
 from mlstack_api.model import ServedModel
 from mlstack_api.protocol_routes import router as protocol_router
@@ -27,7 +28,6 @@ from mlstack_api.routes import Refused, refused_response, router
 from mlstack_api.state import ApiState, admin_token_from_env, feedback_token_from_env
 
 log = logging.getLogger(__name__)
-API_VERSION = "1.0.0"
 _FROM_ENV = object()
 
 

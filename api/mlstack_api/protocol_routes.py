@@ -28,6 +28,7 @@ from mlstack.contract import (
     V2_VERSION_READY_PATH,
 )
 from mlstack.prediction_log import LogRefused
+from mlstack_api import API_VERSION
 from mlstack_api.model import ServedModel
 from mlstack_api.predictions import Unscorable
 from mlstack_api.protocols import (
@@ -199,8 +200,7 @@ async def v2_ready(request: Request) -> Response:
 
 
 @router.get(V2_SERVER_PATH, summary="Open Inference Protocol: server metadata")
-async def v2_server(request: Request) -> Response:
-    from mlstack_api.main import API_VERSION
+async def v2_server() -> Response:
 
     return _json({"name": SERVER_NAME, "version": API_VERSION, "extensions": []})
 
