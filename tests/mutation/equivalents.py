@@ -33,22 +33,15 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "return orjson.loads(None)",
     ): "orjson.loads(None) raises orjson.JSONDecodeError, so the stdlib fallback parses the same body "
     "into the same values (both parse JSON numbers, strings and duplicate keys alike); only speed differs",
+    (_REQUEST, "model_input", "field = _overflowing_field(instances)", ANY): _OVERFLOW_UNREACHABLE,
     (
         _REQUEST,
-        "parse_instances",
-        'field = f"instances[{exc.index}].{exc.field}" if exc.index is not None else exc.field',
-        'field = f"instances[{exc.index}].{exc.field}" if (exc.index is not None) or True else exc.field',
-    ): "every SchemaError reaching parse_instances names its instance: the validators raise through "
-    "validate_instance(instance, index), and the empty batch (no index) is refused before",
-    (_REQUEST, "parse_instances", "field = _overflowing_field(instances)", ANY): _OVERFLOW_UNREACHABLE,
-    (
-        _REQUEST,
-        "parse_instances",
+        "model_input",
         'raise RequestError(422, f"{field}: number is too large", field) from exc',
         ANY,
     ): _OVERFLOW_UNREACHABLE,
     (_REQUEST, "_overflowing_field", ANY, ANY): "only called from the unreachable OverflowError branch of "
-    "parse_instances; " + _OVERFLOW_UNREACHABLE,
+    "model_input; " + _OVERFLOW_UNREACHABLE,
     # -- schema -----------------------------------------------------------------------------------
     **{
         (

@@ -95,7 +95,15 @@ MODULES: tuple[DecisionModule, ...] = (
         "request validation",
         "mlstack_api/request_validation.py",
         ("tests/unit/api/test_request_validation.py",),
-        ("xǁRequestErrorǁ*", "x_decode_json", "x_parse_instances", "x_fast_matrix", "x__overflowing_field"),
+        (
+            "xǁRequestErrorǁ*",
+            "x_decode_json",
+            "x_parse_instances",
+            "x__instances_locate",
+            "x_model_input",
+            "x_fast_matrix",
+            "x__overflowing_field",
+        ),
     ),
     DecisionModule(
         "batch validation",

@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from mlstack_api.request_validation import RequestError, decode_json, fast_matrix, parse_instances
+from mlstack_api.request_validation import (
+    RequestError,
+    decode_json,
+    fast_matrix,
+    model_input,
+    parse_instances,
+)
 
 from mlstack.schema import FLOAT32_MAX, ClassSpec, FeatureSchema, FeatureSpec
 
@@ -178,3 +184,18 @@ def test_a_schema_with_nullable_features_is_validated_row_by_row_into_float64_wi
         parse_instances({"instances": [row(), row(hue=1e39)]}, NULLABLE, MAX_BATCH)
     assert (caught.value.status, caught.value.field) == (422, "instances[1].hue")
     assert caught.value.message == "instances[1].hue: magnitude must be at most 3.4028235e+38 (float32)"
+
+
+def test_model_input_names_the_field_where_the_protocol_put_it() -> None:
+    def locate(index: int, feature: str) -> str:
+        return f"inputs.{feature}[{index}]"
+
+    with pytest.raises(RequestError) as caught:
+        model_input([row(), row(alcohol=math.inf)], SCHEMA, locate)
+    assert (caught.value.status, caught.value.field) == (422, "inputs.alcohol[1]")
+    assert caught.value.message == "inputs.alcohol[1]: must be finite (not NaN or infinity)"
+    with pytest.raises(RequestError) as empty:
+        model_input([], SCHEMA, locate)
+    assert (empty.value.status, empty.value.field) == (422, "instances")
+    assert empty.value.message == "instances: must contain at least one instance"
+    np.testing.assert_array_equal(model_input([row(12, 0.5)], SCHEMA), np.array([[12.0, 0.5]]))
