@@ -153,9 +153,34 @@ def _confusion_png(y: pd.Series, predicted: np.ndarray, class_names: list[str]) 
     return buffer.getvalue()
 
 
-def reference_sample(model: Any, dataset: Dataset, split: Split, rows: int, seed: int) -> pd.DataFrame:
-    """The drift reference: a sample of the training data plus the model's predictions on it."""
-    sample = split.x_train.sample(n=min(rows, len(split.x_train)), random_state=seed)
+def reference_rows(dataset: Dataset, split: Split, rows: int, seed: int, mode: str) -> pd.Index:
+    """Which training rows make the drift reference (`data.reference`).
+
+    `recent`: the newest `rows` training rows by the time they were observed (feedback rows carry
+    their prediction's time), filled up with a seeded sample of the untimed base rows when fewer are
+    timed. After a retrain on drifted feedback the reference is the drifted distribution the model
+    now stands for, so the live window stops looking drifted once the model has adapted. `random`: a
+    seeded sample of all training rows, mostly the base data for as long as it dominates.
+    """
+    train = split.x_train.index
+    wanted = min(rows, len(train))
+    observed = dataset.observed_at
+    if mode == "random" or observed is None or observed.loc[train].isna().all():
+        return split.x_train.sample(n=wanted, random_state=seed).index
+    times = observed.loc[train]
+    timed = times.dropna().sort_values(kind="stable")
+    newest = timed.index[len(timed) - min(wanted, len(timed)) :]
+    missing = wanted - len(newest)
+    untimed = split.x_train.loc[times.index[times.isna()]]
+    filler = untimed.sample(n=missing, random_state=seed).index if missing > 0 else untimed.index[:0]
+    return filler.append(newest)
+
+
+def reference_sample(
+    model: Any, dataset: Dataset, split: Split, rows: int, seed: int, mode: str = "recent"
+) -> pd.DataFrame:
+    """The drift reference: training rows (`reference_rows`) plus the model's predictions on them."""
+    sample = split.x_train.loc[reference_rows(dataset, split, rows, seed, mode)]
     return sample.assign(prediction=model.predict(sample).astype(int)).reset_index(drop=True)
 
 
@@ -192,9 +217,20 @@ def train_candidate(
                 "seed": config.data.seed,
                 "train_rows": len(split.x_train),
                 "test_rows": len(split.x_test),
+                "drift_reference": config.data.reference,
             }
         )
         mlflow.log_metrics(metrics)
+        mlflow.log_metrics(
+            {
+                metric: float(str(dataset.composition[key]))
+                for key, metric in (
+                    (contract.COMPOSITION_FEEDBACK_USED, contract.RUN_METRIC_FEEDBACK_USED),
+                    (contract.COMPOSITION_FEEDBACK_EXCLUDED, contract.RUN_METRIC_FEEDBACK_EXCLUDED),
+                )
+                if key in dataset.composition
+            }
+        )
         mlflow.log_dict(config.model_dump(mode="json"), contract.EFFECTIVE_CONFIG_ARTIFACT)
         mlflow.log_dict(schema.to_dict(), contract.FEATURE_SCHEMA_ARTIFACT)
         mlflow.log_dict(dataset.composition, contract.DATASET_COMPOSITION_ARTIFACT)
@@ -212,7 +248,7 @@ def train_candidate(
             contract.CONFUSION_MATRIX_ARTIFACT,
         )
         reference = reference_sample(
-            model, dataset, split, config.data.reference_sample_rows, config.data.seed
+            model, dataset, split, config.data.reference_sample_rows, config.data.seed, config.data.reference
         )
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / Path(REFERENCE_ARTIFACT).name

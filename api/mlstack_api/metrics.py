@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -174,6 +175,15 @@ class ApiMetrics(WriterHooks):
             ["reason"],
             registry=self.registry,
         )
+        self.out_of_range = Counter(
+            "mlops_input_out_of_range",
+            "Input values outside the served model's training range, per feature (accepted and served: "
+            "that is how drift shows; the feedback quarantine holds such rows out of training)",
+            ["model_version", "feature"],
+            registry=self.registry,
+        )
+        # Per version: training minima and maxima and the counter children.
+        self._ranges: dict[str, tuple[np.ndarray, np.ndarray, list[Any]]] = {}
         for result in ("success", "failure", "unchanged"):
             self.reloads.labels(result)
         for result in ("accepted", "unknown_prediction"):
@@ -244,9 +254,31 @@ class ApiMetrics(WriterHooks):
                     )
                 child.inc(count)
 
+    def _range_of(self, model: ServedModel) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+        found = self._ranges.get(model.version)
+        if found is None:
+            features = model.schema.features
+            found = (
+                np.array([f.minimum for f in features], dtype=np.float64),
+                np.array([f.maximum for f in features], dtype=np.float64),
+                [self.out_of_range.labels(model.version, f.name) for f in features],
+            )
+            self._ranges[model.version] = found
+        return found
+
+    def observe_out_of_range(self, model: ServedModel, matrix: np.ndarray) -> None:
+        """Count, per feature, the values of a validated batch outside the training range."""
+        low, high, children = self._range_of(model)
+        if matrix.dtype != low.dtype:  # the same rounding on both sides: the maximum itself is in range
+            low, high = low.astype(matrix.dtype), high.astype(matrix.dtype)
+        outside = ((matrix < low) | (matrix > high)).sum(axis=0)
+        for index in np.flatnonzero(outside):
+            children[index].inc(int(outside[index]))
+
     def model_loaded(self, model: ServedModel) -> None:
         labels = (model.name, model.version, model.alias, model.run_id, model.runtime)
         self.load_duration.labels(model.runtime).observe(model.load_seconds)
+        self._range_of(model)  # every feature's series exists (at 0) from the first scrape
         if self.model_info is None or self.loaded_timestamp is None:
             served = {**dict(zip(_INFO_LABELS, labels, strict=True)), "loaded_at": model.loaded_at}
             target = Path(self.multiprocess_dir or ".") / f"served-{os.getpid()}.json"

@@ -115,6 +115,7 @@ async def predict(request: Request) -> Response:
         instances, matrix = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
+    state.metrics.observe_out_of_range(model, matrix)
     scored = score(model, matrix)
     writer = state.writer
     if writer is not None:
