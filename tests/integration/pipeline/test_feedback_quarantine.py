@@ -93,7 +93,10 @@ def test_absurd_feedback_is_quarantined_and_the_pipeline_still_trains(
             metrics, "mlops_input_out_of_range_total", feature="alcohol", model_version="1"
         )
         assert counted == ABSURD
-        assert sample_value(metrics, "mlops_input_out_of_range_total", feature="proline", model_version="1") == 13
+        assert (
+            sample_value(metrics, "mlops_input_out_of_range_total", feature="proline", model_version="1")
+            == 13
+        )
 
     # ---- the real pipeline: it succeeds, trains on the usable rows and says how many it left out
     second = run_training(config)
