@@ -40,12 +40,15 @@ def champion_feature_schema(config: Config) -> FeatureSchema | None:
     """The champion's feature schema (its model metadata), or None before the first promotion."""
     import mlflow
 
+    from mlstack.console import no_progress_bars
+
     champ = registry.champion_version(registry.make_client(config), config)
     if champ is None:
         return None
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     uri = f"models:/{config.project.registered_model}@{config.project.champion_alias}"
-    metadata = mlflow.models.get_model_info(uri).metadata or {}
+    with no_progress_bars():
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
     key = contract.METADATA_FEATURE_SCHEMA
     return FeatureSchema.from_dict(metadata[key]) if key in metadata else None
 
