@@ -65,8 +65,8 @@ simulate: $(STAMP)
 
 lock:
 	rm -rf /tmp/mlstack-lock && $(PYTHON) -m venv /tmp/mlstack-lock
-	/tmp/mlstack-lock/bin/pip install --quiet ".[api,exporter,dev]"
-	{ echo "# Pinned dependencies for every extra (api, exporter, dev). Regenerate: make lock"; \
+	/tmp/mlstack-lock/bin/pip install --quiet ".[api,exporter,dev,lightgbm]"
+	{ echo "# Pinned dependencies for every extra (api, exporter, dev, lightgbm). Regenerate: make lock"; \
 	  /tmp/mlstack-lock/bin/pip freeze --exclude mlstack; } > requirements.lock
 
 clean:

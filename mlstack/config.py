@@ -35,10 +35,43 @@ class MlflowConfig(_Section):
     tracking_uri: str = f"http://{contract.LOOPBACK}:{contract.CONTAINER_PORTS[contract.MLFLOW]}"
 
 
+FeatureType = Literal["numeric", "categorical"]
+UnknownCategory = Literal["ignore", "error"]
+
+
+class ColumnOverride(_Section):
+    """What the config says about one feature column, over what was inferred from the data."""
+
+    type: FeatureType | None = None
+    categories: list[str] | None = None  # the closed vocabulary (declaring it implies unknown: error)
+    nullable: bool | None = None  # may the column be missing (null) in training data and requests
+    unknown: UnknownCategory | None = None  # an unseen category: one-hot zeros (ignore) or a 422 (error)
+
+    @field_validator("categories")
+    @classmethod
+    def _distinct(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            value = [str(v) for v in value]
+            if not value:
+                raise ValueError("categories must not be empty")
+            if len(set(value)) != len(value):
+                raise ValueError(f"categories must be distinct: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _categorical_keys(self) -> ColumnOverride:
+        if self.type == "numeric" and (self.categories is not None or self.unknown is not None):
+            raise ValueError("categories and unknown apply to categorical columns, not numeric ones")
+        return self
+
+
 class DataConfig(_Section):
     source: Literal["wine", "csv"] = "wine"
     csv_path: str | None = None
     target: str = "target"
+    id_column: str | None = None
+    drop_columns: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnOverride] = Field(default_factory=dict)
     test_size: float = Field(0.25, gt=0, lt=1)
     seed: int = 42
     reference_sample_rows: int = Field(500, ge=10)
@@ -48,11 +81,23 @@ class DataConfig(_Section):
     min_new_labelled_rows: int = Field(50, ge=0)
     use_feedback: bool = True
 
+    @model_validator(mode="after")
+    def _columns_do_not_clash(self) -> DataConfig:
+        ignored = {*self.drop_columns, *([self.id_column] if self.id_column else [])}
+        if self.target in ignored:
+            raise ValueError(f"the target column {self.target!r} cannot be dropped or be the id column")
+        both = sorted(ignored & set(self.columns))
+        if both:
+            raise ValueError(f"columns {both} are dropped (drop_columns/id_column) and overridden in columns")
+        return self
+
 
 class CandidateConfig(_Section):
     name: str
+    # A built-in name (`RandomForestClassifier`, ...), or a dotted path to a classifier class or to
+    # a factory `f(schema, **params) -> Pipeline` (importable from training.code_dirs).
     estimator: str
-    scale: bool = False
+    scale: bool = True  # standardise numeric columns (trees: false; it costs ONNX float32 parity)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -65,6 +110,11 @@ class TrainingConfig(_Section):
     primary_metric: PrimaryMetric = "f1_weighted"
     candidates: list[CandidateConfig]
     onnx: OnnxConfig = OnnxConfig()
+    # Directories put on sys.path before dotted-path estimators are imported (relative: repo root).
+    code_dirs: list[str] = Field(default_factory=lambda: ["model-training"])
+    # OpenMP/BLAS threads while a candidate fits (HistGradientBoosting, LightGBM, numpy). 1 keeps a
+    # shared machine responsive (spinning OpenMP threads on busy cores cost 10-20x); null: all cores.
+    threads: int | None = Field(1, ge=1)
 
     @field_validator("candidates")
     @classmethod

@@ -16,6 +16,8 @@ from evidently import DataDefinition, Dataset, Report
 from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset
 
+from mlstack.schema import category_text, numeric_values
+
 PREDICTION_COLUMN = "prediction"
 MAX_CURRENT_ROWS = 10_000  # larger windows are sampled: see compute_drift
 
@@ -73,10 +75,28 @@ def _check_columns(frame: pd.DataFrame, names: Sequence[str], which: str) -> Non
         raise ValueError(f"{which} data lacks feature column(s) {missing}; it has {list(frame.columns)}")
 
 
-def _prepare(frame: pd.DataFrame, features: list[str], with_prediction: bool) -> pd.DataFrame:
+def categorical_columns(reference: pd.DataFrame, features: Sequence[str]) -> list[str]:
+    """The features a reference sample holds as text (or booleans): categorical, for Evidently.
+
+    The reference is a model frame (`FeatureSchema.model_frame`): numeric columns are float64 and
+    categorical ones hold category strings, so its dtypes tell the two apart without the schema.
+    """
+    return [
+        name
+        for name in features
+        if not pd.api.types.is_numeric_dtype(reference[name]) or pd.api.types.is_bool_dtype(reference[name])
+    ]
+
+
+def _prepare(
+    frame: pd.DataFrame, features: list[str], categorical: Sequence[str], with_prediction: bool
+) -> pd.DataFrame:
     columns = [*features, PREDICTION_COLUMN] if with_prediction else features
     prepared = frame[columns].reset_index(drop=True)
-    prepared[features] = prepared[features].astype("float64")
+    for name in features:
+        prepared[name] = (
+            category_text(prepared[name]) if name in categorical else numeric_values(prepared[name])
+        )
     if with_prediction:
         prepared[PREDICTION_COLUMN] = prepared[PREDICTION_COLUMN].astype("int64")
     return prepared
@@ -92,12 +112,14 @@ def compute_drift(
     max_current_rows: int | None = MAX_CURRENT_ROWS,
     preset: bool = False,
     seed: int = 0,
+    categorical: Sequence[str] | None = None,
 ) -> DriftResult:
     """Compare `current` with `reference` column by column (Evidently `DataDriftPreset`).
 
     Each column gets one Evidently `ValueDrift` metric, which picks the test from the reference
-    size and column type (K-S for numeric columns with a reference of at most 1,000 rows,
-    chi-square for the predicted class) - the same per-column metrics `DataDriftPreset` generates.
+    size and column type (K-S for numeric columns with a reference of at most 1,000 rows;
+    chi-square, or Z for two categories, for categorical features and the predicted class) - the
+    same per-column metrics `DataDriftPreset` generates. Missing values are left out of a column's test.
     Dataset drift is declared when the share of drifted *features* reaches `threshold`; the
     `prediction` column, when both frames have it, is tested separately and not counted in the share.
 
@@ -114,6 +136,8 @@ def compute_drift(
         preset: run `DataDriftPreset` as well, for its summary table in the HTML report
             (about 3x slower: it tests every column twice more).
         seed: sampling seed, so readings are reproducible.
+        categorical: the categorical features; None: those the reference holds as text
+            (`categorical_columns`).
 
     Raises:
         ValueError: empty frames, missing feature columns or a threshold outside 0..1.
@@ -135,9 +159,10 @@ def compute_drift(
     if max_current_rows is not None and len(current) > max_current_rows:
         current = current.sample(max_current_rows, random_state=seed)
     with_prediction = PREDICTION_COLUMN in reference.columns and PREDICTION_COLUMN in current.columns
+    kinds = list(categorical) if categorical is not None else categorical_columns(reference, features)
     definition = DataDefinition(
-        numerical_columns=features,
-        categorical_columns=[PREDICTION_COLUMN] if with_prediction else [],
+        numerical_columns=[f for f in features if f not in kinds],
+        categorical_columns=[*kinds, *([PREDICTION_COLUMN] if with_prediction else [])],
     )
     metrics: list[Any] = (
         [DataDriftPreset(columns=features, drift_share=threshold)]
@@ -148,8 +173,10 @@ def compute_drift(
         metrics.append(ValueDrift(column=PREDICTION_COLUMN))
     started = time.perf_counter()
     snapshot = Report(metrics, include_tests=True).run(
-        Dataset.from_pandas(_prepare(current, features, with_prediction), data_definition=definition),
-        Dataset.from_pandas(_prepare(reference, features, with_prediction), data_definition=definition),
+        Dataset.from_pandas(_prepare(current, features, kinds, with_prediction), data_definition=definition),
+        Dataset.from_pandas(
+            _prepare(reference, features, kinds, with_prediction), data_definition=definition
+        ),
     )
     columns = _parse_columns(snapshot.dict())
     feature_results = {name: columns[name] for name in features}

@@ -15,6 +15,7 @@ import pandas as pd
 from mlstack import contract, registry
 from mlstack.config import Config
 from mlstack.data import Dataset
+from mlstack.feature_types import infer_schema, with_overrides
 from mlstack.quarantine import FeedbackCheck, check_rows, decisions, labelled_rows, record_check
 from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionStore
@@ -72,10 +73,12 @@ def check_feedback(
     names = [str(c) for c in dataset.features.columns]
     if schema is None or set(schema.feature_names) != set(names):
         # No champion yet, or the feature set changed (validation reports that for the base data):
-        # hold feedback to the base data's own ranges.
-        schema = FeatureSchema.from_training_data(
-            dataset.features, dataset.target, dataset.class_names, dataset.target_name
+        # hold feedback to the base data's own schema.
+        schema = infer_schema(
+            dataset.features, dataset.target, dataset.class_names, dataset.target_name, config.data
         )
+    else:
+        schema = with_overrides(schema, config.data)  # as validate-data holds the base data
     labels = set(range(len(dataset.class_names)))
     url = config.prediction_store_url
     if not store_exists(url):
@@ -129,6 +132,7 @@ def with_feedback(
             dataset.class_names,
             dataset.target_name,
             composition,
+            ids=dataset.ids,
             observed_at=observed,
         )
     extra = check.usable.rename(columns={"true_label": dataset.target_name})

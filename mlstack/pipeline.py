@@ -75,6 +75,7 @@ class PipelineState:
     data_hash: str | None = None
     composition: dict[str, Any] = field(default_factory=dict)
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    failed_candidates: dict[str, str] = field(default_factory=dict)  # name -> error
     registered_version: str | None = None
     gate: dict[str, Any] | None = None
     previous_champion: str | None = None
@@ -283,7 +284,9 @@ class Pipeline:
         schema = self.champion_schema()
         dataset = load_base_dataset(self.config.data)
         if validate:
-            ensure_valid(dataset, schema)  # base-data errors fail the stage
+            base = ensure_valid(dataset, schema, self.config.data)  # base-data errors fail the stage
+            for warning in base.warnings:
+                log.warning("validate-data: %s", warning)
         if self.config.data.use_feedback:
             from mlstack.feedback import with_feedback
 
@@ -298,8 +301,9 @@ class Pipeline:
         self._require_mlflow()
         mlflow.set_tracking_uri(self.config.mlflow.tracking_uri)
         dataset = self.load_dataset(validate=True)
-        # Feedback rows passed their own checks; this covers the merged set (types, classes).
-        report = ensure_valid(dataset)
+        # Feedback rows passed their own checks against the champion's schema; this covers the merged
+        # set against what the config declares (types, nullability, classes).
+        report = ensure_valid(dataset, None, self.config.data)
         self.state.data_hash = dataset.content_hash()
         self.state.composition = dict(dataset.composition)
         feedback = ""
@@ -330,10 +334,13 @@ class Pipeline:
         self.state.data_hash = dataset.content_hash()
         composition = {f"{contract.DATA_TAG_PREFIX}{k}": str(v) for k, v in dataset.composition.items()}
         tags = {**self.lineage_tags(), **composition}
-        results = train_all(self.config, dataset, split(dataset, self.config), tags)
-        self.state.candidates = [asdict(r) for r in results]
+        outcome = train_all(self.config, dataset, split(dataset, self.config), tags)
+        self.state.candidates = [asdict(r) for r in outcome.results]
+        self.state.failed_candidates = dict(outcome.failures)
         metric = self.config.training.primary_metric
-        return "; ".join(f"{r.name} {metric}={r.score(metric):.4f}" for r in results)
+        trained = [f"{r.name} {metric}={r.score(metric):.4f}" for r in outcome.results]
+        failed = [f"{name} FAILED ({error})" for name, error in outcome.failures.items()]
+        return "; ".join(trained + failed)
 
     def _best(self) -> CandidateResult:
         if not self.state.candidates:
@@ -373,10 +380,18 @@ class Pipeline:
         return f"{self.model_name} v{version.version} ({best.name}) is {self.config.project.challenger_alias}"
 
     def score_alias(self, alias: str, dataset: Dataset) -> float:
-        """Score the model behind an alias on this run's held-out test set."""
-        model = mlflow.sklearn.load_model(f"models:/{self.model_name}@{alias}")
+        """Score the model behind an alias on this run's held-out test set.
+
+        The test rows are typed by the model's own feature schema, as the predictor would send them.
+        """
+        uri = f"models:/{self.model_name}@{alias}"
+        model = mlflow.sklearn.load_model(uri)
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
         data_split = split(dataset, self.config)
-        return evaluate(model, data_split.x_test, data_split.y_test)[self.config.training.primary_metric]
+        x_test = data_split.x_test
+        if contract.METADATA_FEATURE_SCHEMA in metadata:
+            x_test = FeatureSchema.from_dict(metadata[contract.METADATA_FEATURE_SCHEMA]).model_frame(x_test)
+        return evaluate(model, x_test, data_split.y_test)[self.config.training.primary_metric]
 
     def gate(self) -> str:
         if reason := self._training_off():
@@ -513,7 +528,7 @@ class Pipeline:
         schema = self.champion_schema()
         if champ is None or schema is None:
             raise RuntimeError("no champion to smoke-test")
-        instance = {f.name: f.typical for f in schema.features}
+        instance = schema.typical_instance()
         deadline = time.monotonic() + max(30.0, 10 * self.config.api.reload_interval_s)
         served = None
         while time.monotonic() < deadline:
@@ -534,15 +549,29 @@ class Pipeline:
 
 
 def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
-    """The candidates table for the end-of-run summary."""
+    """The candidates table for the end-of-run summary: scores, the serving runtime and why, failures."""
     rows = [
         {
             "candidate": c["name"],
-            metric: round(c["metrics"][metric], 4),
-            "accuracy": round(c["metrics"]["accuracy"], 4),
+            metric: f"{c['metrics'][metric]:.4f}",
+            "accuracy": f"{c['metrics']['accuracy']:.4f}",
+            "runtime": "onnx" if c["onnx_parity"] == contract.ONNX_PASSED else "sklearn",
             "onnx": c["onnx_parity"],
+            "why": c.get("onnx_detail", ""),
             "run_id": c["run_id"][:8],
         }
         for c in state.candidates
+    ]
+    rows += [
+        {
+            "candidate": name,
+            metric: "-",
+            "accuracy": "-",
+            "runtime": "-",
+            "onnx": "-",
+            "why": f"FAILED: {error}",
+            "run_id": "-",
+        }
+        for name, error in state.failed_candidates.items()
     ]
     return pd.DataFrame(rows)

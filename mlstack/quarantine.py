@@ -3,21 +3,22 @@
 Feedback is data nobody curated: a fuzzing client, a buggy integration or one bad labelling batch can
 label absurd rows (`alcohol = 1e6`). Validation used to reject the whole training set for them, which
 stopped every retrain until someone edited the store by hand. Now each labelled row is checked on its
-own, with the rules validate-data applies to the base data:
+own, with the rules validate-data applies to the base data (`mlstack.validation.column_issues`):
 
 * schema: the logged features are not the model's feature names (missing or unknown ones);
-* type: a value that is not a number;
-* non-finite: NaN or infinity;
-* out-of-range: further outside the champion's training range than `validation.RANGE_SLACK` ranges
+* not_numeric, missing, infinite: a value that is not a number, absent where the schema allows no
+  missing value, or infinite;
+* out_of_range: further outside the champion's training range than `validation.RANGE_SLACK` ranges
   (the tolerance base data gets, so drift still reaches training and broken units do not);
-* unknown-label: a true label that is not one of the classes.
+* unknown_category: a category outside a closed vocabulary (`unknown: error`);
+* unknown_label: a true label that is not one of the classes.
 
 A failing row is excluded from training and recorded (prediction id, reason) in the store's
 `feedback_quarantine` table; base-data errors still fail the stage. Operators review the table with
 `mlstack feedback list|show` and decide with `exclude` (leave a row out although it passes) and
 `restore` (train on a row although it is out of range, e.g. a genuinely new kind of input); every
 decision, the pipeline's included, is appended to `feedback_audit`. A restored row is still refused
-when it cannot be trained on at all (schema, type, non-finite, unknown label).
+when it cannot be trained on at all (every reason but out_of_range).
 
 The exporter applies the same check to the newest labelled rows, so an alert can say that the
 excluded share is high before a retrain even runs.
@@ -26,9 +27,8 @@ excluded share is high before a retrain even runs.
 from __future__ import annotations
 
 import json
-import math
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,11 +37,35 @@ import sqlalchemy as sa
 
 from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionStore, feedback, feedback_audit, feedback_quarantine, predictions
-from mlstack.validation import RANGE_SLACK
+from mlstack.validation import (
+    INFINITE,
+    MISSING,
+    NOT_NUMERIC,
+    RANGE_SLACK,
+    UNKNOWN_CATEGORY,
+    column_issues,
+    row_reasons,
+)
 
-Kind = Literal["schema", "type", "non-finite", "out-of-range", "unknown-label", "operator"]
+# Why a row is left out: validation's own issue kinds for values (`mlstack.validation`), plus the row's
+# shape, its label, and an operator's decision.
+Kind = Literal[
+    "schema",
+    "not_numeric",
+    "missing",
+    "infinite",
+    "out_of_range",
+    "unknown_category",
+    "unknown_label",
+    "operator",
+]
+SCHEMA: Kind = "schema"
+UNKNOWN_LABEL: Kind = "unknown_label"
+OPERATOR: Kind = "operator"
 # Problems no operator decision can override: the row cannot be turned into a training row.
-STRUCTURAL: frozenset[str] = frozenset({"schema", "type", "non-finite", "unknown-label"})
+STRUCTURAL: frozenset[str] = frozenset(
+    {SCHEMA, NOT_NUMERIC, MISSING, INFINITE, UNKNOWN_CATEGORY, UNKNOWN_LABEL}
+)
 Status = Literal["excluded", "restored"]
 EXCLUDED: Status = "excluded"
 RESTORED: Status = "restored"
@@ -95,7 +119,7 @@ class FeedbackCheck:
         return counts
 
     def summary(self) -> str:
-        """`1200 used, 26 excluded (out-of-range 26)`: what a stage line says."""
+        """`1200 used, 26 excluded (out_of_range 26)`: what a stage line says."""
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.counts_by_kind().items()))
         return f"{self.used} used, {len(self.excluded)} excluded" + (f" ({kinds})" if kinds else "")
 
@@ -103,49 +127,54 @@ class FeedbackCheck:
 # --------------------------------------------------------------------------- the check
 
 
-def _value_problem(name: str, value: Any, low: float, high: float) -> tuple[Kind, str] | None:
-    if value is None:  # JSON has no NaN or infinity: the store writes them as null
-        return "non-finite", f"{name} is null (missing, NaN or infinity)"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "type", f"{name} is not a number ({type(value).__name__})"
-    number = float(value)
-    if not math.isfinite(number):
-        return "non-finite", f"{name} = {number}"
-    if number < low or number > high:
-        return "out-of-range", f"{name} = {number:.6g} outside the plausible range [{low:.4g}, {high:.4g}]"
-    return None
+def _shape_problem(features: Any, names: Sequence[str]) -> str | None:
+    """Why a logged row's features do not fit the schema's feature names (None: they do)."""
+    if not isinstance(features, Mapping):
+        return "logged features are not an object"
+    missing = [n for n in names if n not in features]
+    unknown = [str(k) for k in features if k not in set(names)]
+    if not missing and not unknown:
+        return None
+    parts = [f"missing {missing}" if missing else "", f"unknown {unknown}" if unknown else ""]
+    return "features " + "; ".join(p for p in parts if p)
 
 
 def row_problems(
-    features: Any, true_label: Any, schema: FeatureSchema, labels: Collection[int]
-) -> list[tuple[Kind, str]]:
-    """Every reason one logged row cannot be trained on (empty: usable).
+    rows: Sequence[Mapping[str, Any]], schema: FeatureSchema, labels: Collection[int]
+) -> list[list[tuple[Kind, str]]]:
+    """Every reason each logged row cannot be trained on (an empty list: usable), in this order:
+    the row's shape, its values, its label.
 
-    Args:
-        features: the logged `{feature: value}` mapping (as stored, parsed from JSON).
-        true_label: the label from /feedback.
-        schema: the ranges to hold values to (the champion's, else the base data's).
-        labels: the class labels training knows.
+    Values are checked by validation's own rules (`column_issues`, `row_reasons`): types, missing
+    values where the schema allows none, infinities, categories of a closed vocabulary, and numbers
+    further than `RANGE_SLACK` training ranges outside the schema's range, so a feedback row meets the
+    same tolerance as base data.
     """
-    if not isinstance(features, Mapping):
-        return [("schema", "logged features are not an object")]
     names = schema.feature_names
-    problems: list[tuple[Kind, str]] = []
-    missing = [n for n in names if n not in features]
-    unknown = [str(k) for k in features if k not in set(names)]
-    if missing or unknown:
-        parts = [f"missing {missing}" if missing else "", f"unknown {unknown}" if unknown else ""]
-        problems.append(("schema", "features " + "; ".join(p for p in parts if p)))
-    for spec in schema.features:
-        if spec.name not in features:
-            continue
-        slack = RANGE_SLACK * max(spec.maximum - spec.minimum, 1e-9)
-        problem = _value_problem(spec.name, features[spec.name], spec.minimum - slack, spec.maximum + slack)
-        if problem is not None:
-            problems.append(problem)
-    if isinstance(true_label, bool) or not isinstance(true_label, int) or true_label not in labels:
-        known = ", ".join(str(v) for v in sorted(labels))
-        problems.append(("unknown-label", f"label {true_label!r} is not a class ({known})"))
+    shapes = [_shape_problem(row["features"], names) for row in rows]
+    records = [
+        {name: row["features"].get(name) for name in names} if isinstance(row["features"], Mapping) else {}
+        for row in rows
+    ]
+    frame = pd.DataFrame.from_records(records, columns=names)
+    kinds: list[list[Kind]] = [[] for _ in rows]
+    for issue in column_issues(frame, schema, range_slack=RANGE_SLACK):
+        if issue.error:
+            for position in issue.rows:
+                kinds[int(position)].append(issue.kind)
+    texts = row_reasons(frame, schema, range_slack=RANGE_SLACK) if len(frame) else pd.Series(dtype=object)
+    known = ", ".join(str(v) for v in sorted(labels))
+    problems: list[list[tuple[Kind, str]]] = []
+    for position, row in enumerate(rows):
+        found: list[tuple[Kind, str]] = []
+        if shapes[position] is not None:
+            found.append((SCHEMA, str(shapes[position])))
+        if kinds[position]:
+            found.append((kinds[position][0], str(texts.iloc[position])))
+        label = row["true_label"]
+        if isinstance(label, bool) or not isinstance(label, int) or label not in labels:
+            found.append((UNKNOWN_LABEL, f"label {label!r} is not a class ({known})"))
+        problems.append(found)
     return problems
 
 
@@ -162,34 +191,30 @@ def check_rows(
     """
     decisions = decisions or {}
     names = schema.feature_names
+    listed = list(rows)
     usable: list[dict[str, Any]] = []
     excluded: list[Exclusion] = []
     restored = 0
-    for row in rows:
+    for row, problems in zip(listed, row_problems(listed, schema, labels), strict=True):
         prediction_id = str(row["id"])
         decision = decisions.get(prediction_id)
-        features = row["features"]
-        problems = row_problems(features, row["true_label"], schema, labels)
-        structural = [p for p in problems if p[0] in STRUCTURAL]
         if decision is not None and decision.by_operator and decision.status == EXCLUDED:
-            excluded.append(
-                Exclusion(prediction_id, "operator", f"excluded by {decision.decided_by}: {decision.reason}")
-            )
+            reason = f"excluded by {decision.decided_by}: {decision.reason}"
+            excluded.append(Exclusion(prediction_id, OPERATOR, reason))
             continue
         if decision is not None and decision.by_operator and decision.status == RESTORED and problems:
+            structural = [p for p in problems if p[0] in STRUCTURAL]
             if structural:
                 kind, text = structural[0]
-                excluded.append(
-                    Exclusion(prediction_id, kind, f"restored by {decision.decided_by}, but {text}")
-                )
+                reason = f"restored by {decision.decided_by}, but {text}"
+                excluded.append(Exclusion(prediction_id, kind, reason))
                 continue
             restored += 1
             problems = []
         if problems:
-            kind = problems[0][0]
-            excluded.append(Exclusion(prediction_id, kind, "; ".join(text for _, text in problems[:3])))
+            excluded.append(Exclusion(prediction_id, problems[0][0], "; ".join(t for _, t in problems)))
             continue
-        record = {name: float(features[name]) for name in names}
+        record = {name: row["features"][name] for name in names}
         record.update({key: row[key] for key in META_COLUMNS})
         usable.append(record)
     frame = pd.DataFrame.from_records(usable, columns=[*names, *META_COLUMNS])
@@ -253,7 +278,7 @@ def record_check(store: PredictionStore, check: FeedbackCheck, pipeline_id: str)
     decisions are never touched. Returns (newly quarantined, released).
     """
     now = time.time()
-    excluded = {e.prediction_id: e for e in check.excluded if e.kind != "operator"}
+    excluded = {e.prediction_id: e for e in check.excluded if e.kind != OPERATOR}
     usable_ids = {str(i) for i in check.usable["id"]} if not check.usable.empty else set()
     added = released = 0
     with store.engine.begin() as conn:
@@ -340,7 +365,7 @@ def decide(store: PredictionStore, prediction_id: str, status: Status, actor: st
             raise QuarantineError(f"{prediction_id} is {status} already (by {entry['decided_by']})")
         values = {
             "status": status,
-            "kind": "operator" if status == EXCLUDED else (entry["kind"] if entry else "operator"),
+            "kind": OPERATOR if status == EXCLUDED else (entry["kind"] if entry else OPERATOR),
             "reason": reason,
             "decided_by": actor,
             "decided_at": now,

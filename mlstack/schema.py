@@ -1,16 +1,31 @@
-"""The feature schema: names, ranges and classes, derived from training data and stored with the model."""
+"""The feature schema: each feature's type (numeric or categorical), range or categories, whether it
+may be missing, and the classes; derived from training data and stored with the model.
+
+Schemas logged before feature types existed (numeric features only, no missing values) load as
+such: a feature without `type` is numeric and a feature without `nullable` is required.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+FeatureKind = Literal["numeric", "categorical"]
+NUMERIC: Final[FeatureKind] = "numeric"
+CATEGORICAL: Final[FeatureKind] = "categorical"
+UnknownPolicy = Literal["ignore", "error"]
+# A categorical value the model has not seen: "ignore" = the encoder outputs all zeros for it (the
+# predictor accepts it and counts it); "error" = the vocabulary is closed (the predictor answers 422).
+UNKNOWN_IGNORE: Final[UnknownPolicy] = "ignore"
+UNKNOWN_ERROR: Final[UnknownPolicy] = "error"
+SCHEMA_FORMAT: Final = 2  # 1: numeric features only (no `type`); 2: feature types
 
 
 class SchemaError(ValueError):
@@ -26,12 +41,106 @@ class SchemaError(ValueError):
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One numeric input feature and the range seen in training."""
+    """One input feature: numeric with the range seen in training, or categorical with its categories."""
 
     name: str
-    minimum: float
-    maximum: float
-    typical: float  # median of the training data: the form's pre-filled value
+    minimum: float | None = None  # numeric: the training range (None when every value was missing)
+    maximum: float | None = None
+    typical: float | str | None = None  # numeric: median; categorical: most frequent (the form's default)
+    kind: FeatureKind = NUMERIC
+    categories: tuple[str, ...] = ()  # categorical: the categories seen in training (or declared)
+    nullable: bool = False  # may the value be missing (null)
+    unknown: UnknownPolicy = UNKNOWN_IGNORE  # categorical: what a category outside `categories` does
+
+    @property
+    def is_categorical(self) -> bool:
+        return self.kind == CATEGORICAL
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.is_categorical:
+            return {
+                "name": self.name,
+                "type": CATEGORICAL,
+                "categories": list(self.categories),
+                "typical": self.typical,
+                "nullable": self.nullable,
+                "unknown": self.unknown,
+            }
+        return {
+            "name": self.name,
+            "type": NUMERIC,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "typical": self.typical,
+            "nullable": self.nullable,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        """Read both formats: without `type` (format 1) the feature is numeric and required."""
+        kind = data.get("type", NUMERIC)
+        if kind not in (NUMERIC, CATEGORICAL):
+            raise ValueError(f"feature {data.get('name')!r}: unknown type {kind!r}")
+        unknown = data.get("unknown", UNKNOWN_IGNORE)
+        if unknown not in (UNKNOWN_IGNORE, UNKNOWN_ERROR):
+            raise ValueError(
+                f"feature {data.get('name')!r}: unknown must be ignore or error, not {unknown!r}"
+            )
+        if kind == CATEGORICAL:
+            typical = data.get("typical")
+            return cls(
+                name=str(data["name"]),
+                typical=None if typical is None else str(typical),
+                kind=CATEGORICAL,
+                categories=tuple(str(c) for c in data["categories"]),
+                nullable=bool(data.get("nullable", False)),
+                unknown=unknown,
+            )
+        return cls(
+            name=str(data["name"]),
+            minimum=_optional_float(data.get("minimum")),
+            maximum=_optional_float(data.get("maximum")),
+            typical=_optional_float(data.get("typical")),
+            nullable=bool(data.get("nullable", False)),
+        )
+
+    def check_value(self, value: Any, index: int | None = None) -> float | str | None:
+        """One request value of this feature, checked: a float, a category string, or None (missing).
+
+        Raises:
+            SchemaError: wrong type, missing where not allowed, non-finite or beyond float32, or an
+                unknown category of a closed vocabulary.
+        """
+        if value is None or (self.is_categorical and value == ""):
+            if not self.nullable:
+                raise SchemaError(self.name, "is required (missing values are not allowed)", index)
+            return None
+        if self.is_categorical:
+            if not isinstance(value, str):
+                raise SchemaError(
+                    self.name, f"must be a string (a category), got {type(value).__name__}", index
+                )
+            if self.unknown == UNKNOWN_ERROR and value not in self.categories:
+                raise SchemaError(
+                    self.name, f"unknown category {value!r}; expected one of {list(self.categories)}", index
+                )
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SchemaError(self.name, f"must be a number, got {type(value).__name__}", index)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise SchemaError(self.name, "is too large for a number", index) from None
+        if not math.isfinite(number):
+            raise SchemaError(self.name, "must be finite (not NaN or infinity)", index)
+        if abs(number) > FLOAT32_MAX:
+            # The ONNX runtime takes float32: a larger value would silently become infinity.
+            raise SchemaError(self.name, f"must be within ±{FLOAT32_MAX:.6g}", index)
+        return number
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -49,10 +158,36 @@ class FeatureSchema:
     features: tuple[FeatureSpec, ...]
     classes: tuple[ClassSpec, ...]
     target: str = "target"
+    id_column: str | None = None  # a row identifier requests may send; never a model input
+    _by_name: dict[str, FeatureSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.features})
 
     @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    def feature(self, name: str) -> FeatureSpec:
+        """The spec of feature `name` (KeyError when there is none)."""
+        return self._by_name[name]
+
+    @property
+    def numeric_names(self) -> list[str]:
+        return [f.name for f in self.features if not f.is_categorical]
+
+    @property
+    def categorical_names(self) -> list[str]:
+        return [f.name for f in self.features if f.is_categorical]
+
+    @property
+    def all_numeric_required(self) -> bool:
+        """True for the schemas of format 1: every feature a number, none missing (one float matrix)."""
+        return not any(f.is_categorical or f.nullable for f in self.features)
+
+    def typical_instance(self) -> dict[str, Any]:
+        """One plausible request: every feature at its typical value (the smoke test, the form)."""
+        return {f.name: f.typical for f in self.features}
 
     def class_name(self, label: int) -> str:
         for spec in self.classes:
@@ -64,72 +199,105 @@ class FeatureSchema:
     def from_training_data(
         cls, features: pd.DataFrame, target: pd.Series, class_names: Sequence[str], target_name: str
     ) -> FeatureSchema:
-        """Derive the schema from the training frame."""
-        specs = tuple(
-            FeatureSpec(
-                name=str(col),
-                minimum=float(features[col].min()),
-                maximum=float(features[col].max()),
-                typical=float(features[col].median()),
-            )
-            for col in features.columns
-        )
-        labels = sorted(int(v) for v in pd.unique(target))
-        classes = tuple(
-            ClassSpec(label=lab, name=class_names[lab] if lab < len(class_names) else str(lab))
-            for lab in labels
-        )
-        return cls(features=specs, classes=classes, target=target_name)
+        """Infer the schema from the training frame (no config overrides; see `mlstack.feature_types`)."""
+        from mlstack.feature_types import infer_schema
+
+        return infer_schema(features, target, class_names, target_name)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "format": SCHEMA_FORMAT,
             "target": self.target,
-            "features": [asdict(f) for f in self.features],
+            "id_column": self.id_column,
+            "features": [f.to_dict() for f in self.features],
             "classes": [asdict(c) for c in self.classes],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSchema:
+        id_column = data.get("id_column")
         return cls(
-            features=tuple(FeatureSpec(**f) for f in data["features"]),
+            features=tuple(FeatureSpec.from_dict(f) for f in data["features"]),
             classes=tuple(ClassSpec(**c) for c in data["classes"]),
             target=str(data.get("target", "target")),
+            id_column=None if id_column is None else str(id_column),
         )
 
-    def validate_instance(self, instance: Any, index: int | None = None) -> list[float]:
-        """Check one `{feature: number}` mapping and return its values in feature order.
+    def validate_instance(self, instance: Any, index: int | None = None) -> list[Any]:
+        """Check one `{feature: value}` mapping and return its values in feature order.
+
+        Numbers come back as floats, categories as strings, missing values (null, or "" for a
+        categorical feature) as None. The id column, when the schema has one, may be sent and is
+        left out.
 
         Raises:
-            SchemaError: a missing, unknown, non-numeric, NaN or infinite value.
+            SchemaError: a missing, unknown, mistyped, NaN or infinite value, a null where the
+                feature is required, or an unknown category where the vocabulary is closed.
         """
         if not isinstance(instance, Mapping):
             raise SchemaError("(instance)", "must be an object of feature values", index)
         names = self.feature_names
-        unknown = [k for k in instance if k not in names]
+        unknown = [k for k in instance if k not in self._by_name and k != self.id_column]
         if unknown:
             raise SchemaError(str(unknown[0]), f"unknown feature; expected {names}", index)
-        row: list[float] = []
-        for name in names:
-            if name not in instance:
-                raise SchemaError(name, "missing feature", index)
-            value = instance[name]
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise SchemaError(name, f"must be a number, got {type(value).__name__}", index)
-            try:
-                number = float(value)
-            except OverflowError:
-                raise SchemaError(name, "is too large for a number", index) from None
-            if not math.isfinite(number):
-                raise SchemaError(name, "must be finite (not NaN or infinity)", index)
-            if abs(number) > FLOAT32_MAX:
-                # The ONNX runtime takes float32: a larger value would silently become infinity.
-                raise SchemaError(name, f"must be within ±{FLOAT32_MAX:.6g}", index)
-            row.append(number)
+        row: list[Any] = []
+        for spec in self.features:
+            if spec.name not in instance:
+                raise SchemaError(spec.name, "missing feature", index)
+            row.append(spec.check_value(instance[spec.name], index))
         return row
 
     def to_matrix(self, instances: Sequence[Any]) -> np.ndarray:
-        """Validate a batch and return a float32 matrix in feature order."""
+        """Validate a batch of a numeric schema: a float32 matrix in feature order (NaN = missing)."""
+        if not instances:
+            raise SchemaError("instances", "must contain at least one instance")
+        if self.categorical_names:
+            raise TypeError("a schema with categorical features has no matrix form; use to_frame")
+        rows = [self.validate_instance(inst, i) for i, inst in enumerate(instances)]
+        return np.asarray(rows, dtype=np.float32)
+
+    def to_frame(self, instances: Sequence[Any]) -> pd.DataFrame:
+        """Validate a batch and return it as the model's input frame (see `model_frame`)."""
         if not instances:
             raise SchemaError("instances", "must contain at least one instance")
         rows = [self.validate_instance(inst, i) for i, inst in enumerate(instances)]
-        return np.asarray(rows, dtype=np.float32)
+        return self.model_frame(pd.DataFrame(rows, columns=self.feature_names))
+
+    def model_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The columns a model takes, typed the way it was trained: numeric columns float64 with NaN
+        for missing, categorical columns object holding category strings with NaN for missing.
+
+        Assumes the values were validated (a numeric column's text that does not parse becomes NaN).
+        """
+        typed = {}
+        for spec in self.features:
+            column = frame[spec.name]
+            typed[spec.name] = category_text(column) if spec.is_categorical else numeric_values(column)
+        return pd.DataFrame(typed, index=frame.index)
+
+
+def numeric_values(column: pd.Series) -> pd.Series:
+    """A column as float64; missing and unparseable values become NaN."""
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype("float64")
+    return pd.to_numeric(column, errors="coerce").astype("float64")
+
+
+def category_text(column: pd.Series) -> pd.Series:
+    """A column as category strings (object dtype), NaN for missing ("" counts as missing).
+
+    Integral numbers are written without a decimal point, so a code read as 7.0 is the category "7".
+    """
+
+    def text(value: Any) -> Any:
+        if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+            return np.nan
+        if isinstance(value, str):
+            return value if value != "" else np.nan
+        if isinstance(value, bool | np.bool_):
+            return str(bool(value))
+        if isinstance(value, float | np.floating) and float(value).is_integer():
+            return str(int(value))
+        return str(value)
+
+    return pd.Series([text(v) for v in column.tolist()], index=column.index, dtype=object)

@@ -97,16 +97,24 @@ class DriftSpec:
 class Batch:
     """Sampled rows with their source class, drift flag and true label (the labelling rule)."""
 
-    instances: list[dict[str, float]]
+    instances: list[dict[str, Any]]  # numbers, category strings, None for missing
     source_class: np.ndarray
     drifted: np.ndarray
     true_label: np.ndarray
 
 
 class TrafficGenerator:
-    """Samples rows like the base data, drifted on demand, and labels them."""
+    """Samples rows like the base data, drifted on demand, and labels them.
+
+    Numeric features get noise and, when drifted, a shift; categorical features keep the sampled
+    base row's category and, when drifted, take the next category of the column (cyclically).
+    Missing values stay missing (sent as null).
+    """
 
     def __init__(self, dataset: Dataset, spec: DriftSpec, *, noise: float = 0.1, seed: int = 0) -> None:
+        from mlstack.feature_types import infer_kind
+        from mlstack.schema import NUMERIC, category_text, numeric_values
+
         self.names = [str(c) for c in dataset.features.columns]
         unknown = sorted(set(spec.features) - set(self.names))
         if unknown:
@@ -116,29 +124,47 @@ class TrafficGenerator:
         self.spec = spec
         self.noise = noise
         self.rng = np.random.default_rng(seed)
-        self.values = dataset.features.to_numpy(dtype=float)
+        frame = dataset.features
+        self.numeric = [n for n in self.names if infer_kind(frame[n]) == NUMERIC]
+        self.categorical = [n for n in self.names if n not in self.numeric]
+        self.values = np.column_stack(
+            [numeric_values(frame[n]).to_numpy() for n in self.numeric] or [np.empty((len(frame), 0))]
+        )
+        self.categories = {n: sorted(category_text(frame[n]).dropna().unique()) for n in self.categorical}
+        self.labels = np.column_stack(
+            [category_text(frame[n]).to_numpy() for n in self.categorical]
+            or [np.empty((len(frame), 0), dtype=object)]
+        )
         self.classes = dataset.target.to_numpy(dtype=int)
         self.n_classes = int(self.classes.max()) + 1
-        self.std = self.values.std(axis=0)
+        with np.errstate(all="ignore"):
+            self.std = np.nan_to_num(np.nanstd(self.values, axis=0)) if self.numeric else np.zeros(0)
+            low = np.nanmin(self.values, axis=0) if self.numeric else np.zeros(0)
         # Features that are never negative in the base data (amounts, ratios) stay non-negative.
-        self.lower = np.where(self.values.min(axis=0) >= 0, 0.0, -np.inf)
+        self.lower = np.where(low >= 0, 0.0, -np.inf)
         drifting = spec.features or tuple(self.names)
-        self.shift = np.zeros(len(self.names))
+        self.shift = np.zeros(len(self.numeric))
         for name in drifting:
-            index = self.names.index(name)
-            self.shift[index] = spec.magnitude * self.std[index]
+            if name in self.numeric:
+                index = self.numeric.index(name)
+                self.shift[index] = spec.magnitude * self.std[index]
+        self.drifting_categorical = [
+            n for n in drifting if n in self.categorical and len(self.categories[n]) > 1
+        ]
 
     @property
     def drifted_features(self) -> list[str]:
-        return [n for n, s in zip(self.names, self.shift, strict=True) if s != 0]
+        numeric = [n for n, s in zip(self.numeric, self.shift, strict=True) if s != 0]
+        return [n for n in self.names if n in numeric or n in self.drifting_categorical]
 
     def plausibility_warning(self) -> str | None:
         """A note when the shift leaves the band validate-data accepts (the retrain would be refused)."""
         from mlstack.validation import RANGE_SLACK
 
-        span = self.values.max(axis=0) - self.values.min(axis=0)
+        with np.errstate(all="ignore"):
+            span = np.nanmax(self.values, axis=0) - np.nanmin(self.values, axis=0)
         too_far = [
-            n for n, s, w in zip(self.names, self.shift, span, strict=True) if abs(s) > RANGE_SLACK * w
+            n for n, s, w in zip(self.numeric, self.shift, span, strict=True) if abs(s) > RANGE_SLACK * w
         ]
         if not too_far:
             return None
@@ -150,13 +176,33 @@ class TrafficGenerator:
     def sample(self, n: int, drifted_share: float) -> Batch:
         """`n` rows: classes drawn with the base frequencies, a base row of that class plus noise."""
         picks = self.rng.integers(0, len(self.values), n)
-        rows = self.values[picks] + self.rng.normal(0.0, self.noise, (n, len(self.names))) * self.std
+        rows = self.values[picks] + self.rng.normal(0.0, self.noise, (n, len(self.numeric))) * self.std
         drifted = self.rng.random(n) < drifted_share
         rows[drifted] += self.shift
         rows = np.maximum(rows, self.lower)
+        labels = self.labels[picks].copy()
+        for name in self.drifting_categorical:
+            column = self.categorical.index(name)
+            known = self.categories[name]
+            for row in np.flatnonzero(drifted):
+                value = labels[row, column]
+                if isinstance(value, str):  # a missing value stays missing
+                    labels[row, column] = (
+                        known[(known.index(value) + 1) % len(known)] if value in known else value
+                    )
         source = self.classes[picks]
         label = np.where(drifted, (source + self.spec.label_shift) % self.n_classes, source)
-        instances = [dict(zip(self.names, map(float, row), strict=True)) for row in rows]
+        instances = []
+        for number_row, label_row in zip(rows, labels, strict=True):
+            instance: dict[str, Any] = {
+                name: None if math.isnan(value) else float(value)
+                for name, value in zip(self.numeric, number_row, strict=True)
+            }
+            instance.update(
+                (name, value if isinstance(value, str) else None)
+                for name, value in zip(self.categorical, label_row, strict=True)
+            )
+            instances.append({name: instance[name] for name in self.names})
         return Batch(instances, source, drifted, label)
 
 

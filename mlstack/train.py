@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import logging
 import tempfile
@@ -21,9 +22,6 @@ import numpy as np
 import pandas as pd
 import yaml
 from mlflow.models import infer_signature
-from sklearn.base import ClassifierMixin
-from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
@@ -31,29 +29,27 @@ from sklearn.metrics import (
     confusion_matrix,
     precision_recall_fscore_support,
 )
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
+from threadpoolctl import threadpool_limits
 
 from mlstack import contract
 from mlstack.config import CandidateConfig, Config
 from mlstack.contract import MODEL_ARTIFACT, ONNX_ARTIFACT, REFERENCE_ARTIFACT, OnnxParity
 from mlstack.data import Dataset, Split
-from mlstack.schema import FeatureSchema
+from mlstack.estimators import CandidateError, build_candidate
+from mlstack.feature_types import infer_schema
+from mlstack.preprocessing import onnx_feeds, onnx_initial_types, onnx_ready_copy, register_onnx_converters
+from mlstack.schema import UNKNOWN_ERROR, FeatureSchema, FeatureSpec
 
 log = logging.getLogger(__name__)
 # cloudpickle is chosen on purpose (skops refuses untrusted tree types on load); the models we load
 # are the ones this pipeline logged to our own registry.
 warnings.filterwarnings("ignore", message="Saving scikit-learn models in the pickle or cloudpickle format")
 
-ESTIMATORS: dict[str, type[ClassifierMixin]] = {
-    "RandomForestClassifier": RandomForestClassifier,
-    "GradientBoostingClassifier": GradientBoostingClassifier,
-    "SVC": SVC,
-    "KNeighborsClassifier": KNeighborsClassifier,
-    "LogisticRegression": LogisticRegression,
-}
+# The ONNX opsets conversions target (ai.onnx.ml 3: tree ensembles of LightGBM and scikit-learn alike).
+ONNX_OPSETS = {"": 17, "ai.onnx.ml": 3}
+REASON_CHARS = 300  # a conversion error is recorded up to this length (a run tag; MLflow allows 5000)
+UNSEEN_CATEGORY = "__mlstack_unseen_category__"  # probes how a fitted pipeline treats unknown categories
 
 
 @dataclass
@@ -66,27 +62,18 @@ class CandidateResult:
     metrics: dict[str, float]
     onnx_parity: OnnxParity
     timings: dict[str, float] = field(default_factory=dict)
+    onnx_detail: str = ""  # why the candidate serves with ONNX Runtime or with sklearn
 
     def score(self, metric: str) -> float:
         return self.metrics[metric]
 
 
-def build_estimator(candidate: CandidateConfig) -> Pipeline:
-    """A sklearn Pipeline for a candidate, with scaling when the config asks for it."""
-    try:
-        estimator_cls = ESTIMATORS[candidate.estimator]
-    except KeyError:
-        raise ValueError(
-            f"candidate {candidate.name!r}: unknown estimator {candidate.estimator!r}; "
-            f"known: {sorted(ESTIMATORS)}"
-        ) from None
-    try:
-        estimator = estimator_cls(**candidate.params)
-    except TypeError as exc:
-        raise ValueError(f"candidate {candidate.name!r}: bad params {candidate.params}: {exc}") from None
-    steps: list[tuple[str, Any]] = [("scaler", StandardScaler())] if candidate.scale else []
-    steps.append(("model", estimator))
-    return Pipeline(steps)
+@dataclass
+class TrainingOutcome:
+    """The candidates that trained (best first) and those that failed, with their errors."""
+
+    results: list[CandidateResult]
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 def evaluate(model: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
@@ -113,30 +100,85 @@ def evaluate(model: Any, x: pd.DataFrame, y: pd.Series) -> dict[str, float]:
 
 
 def export_onnx(
-    model: Pipeline, x_test: pd.DataFrame, tolerance: float
+    model: Pipeline, x_test: pd.DataFrame, schema: FeatureSchema, tolerance: float
 ) -> tuple[bytes | None, OnnxParity, str]:
-    """Convert to ONNX and check parity on the test set.
+    """Convert a fitted candidate to ONNX and check its parity with sklearn on the test set.
 
     Returns:
-        (serialized model or None, "passed"|"failed"|"skipped", detail)
+        (serialized model or None, "passed"|"failed"|"skipped", why): the reason is what the
+        predictor's choice of runtime rests on, so it is recorded with the run.
     """
     try:
         import onnxruntime as ort
-        from skl2onnx import to_onnx
+        from skl2onnx import convert_sklearn
     except ImportError as exc:  # pragma: no cover - both are in the lock
         return None, contract.ONNX_SKIPPED, f"onnx tooling missing: {exc}"
-    sample = x_test.to_numpy(dtype=np.float32)
+    register_onnx_converters()
     try:
-        onx = to_onnx(model, sample[:1], options={"zipmap": False}, target_opset=17)
+        onx = convert_sklearn(
+            onnx_ready_copy(model, schema),
+            initial_types=onnx_initial_types(schema),
+            options={"zipmap": False},
+            target_opset=ONNX_OPSETS,
+        )
         payload = onx.SerializeToString()
-        session = ort.InferenceSession(payload, providers=["CPUExecutionProvider"])
-        labels, probabilities = session.run(None, {session.get_inputs()[0].name: sample})
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # a parity check, not a benchmark
+        session = ort.InferenceSession(payload, options, providers=["CPUExecutionProvider"])
+        labels, probabilities = session.run(None, onnx_feeds(x_test, schema))
     except Exception as exc:  # conversion support varies by estimator
-        return None, contract.ONNX_SKIPPED, f"conversion failed: {exc}"
-    same_labels = bool(np.array_equal(np.asarray(labels), model.predict(x_test)))
+        return None, contract.ONNX_SKIPPED, f"conversion failed: {_first_line(exc)}"
+    same_labels = bool(np.array_equal(np.asarray(labels).ravel(), model.predict(x_test)))
     max_diff = float(np.max(np.abs(np.asarray(probabilities) - model.predict_proba(x_test))))
     status = contract.ONNX_PASSED if same_labels and max_diff <= tolerance else contract.ONNX_FAILED
-    return payload, status, f"labels_identical={same_labels} max_probability_diff={max_diff:.3g}"
+    detail = f"labels_identical={same_labels} max_probability_diff={max_diff:.3g}"
+    if status == contract.ONNX_FAILED:
+        detail = f"parity failed (tolerance {tolerance:g}): {detail}"
+    return payload, status, detail
+
+
+def _first_line(exc: BaseException) -> str:
+    """A one-line reason: the error's first line (short), and its root cause when it has one."""
+
+    def line(error: BaseException, limit: int) -> str:
+        lines = [text.strip() for text in str(error).splitlines() if text.strip()]
+        text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    if root is exc:
+        return line(exc, REASON_CHARS)
+    return f"{line(exc, REASON_CHARS // 2)} (caused by {line(root, REASON_CHARS // 2)})"
+
+
+def served_schema(model: Any, schema: FeatureSchema, x_sample: pd.DataFrame) -> FeatureSchema:
+    """The schema as this fitted model serves it: open categorical columns it cannot take an unseen
+    category in (a factory's own encoder, say) are closed, so the predictor answers 422 rather than 500.
+    """
+    row = x_sample.head(1)
+    specs = []
+    for spec in schema.features:
+        if spec.is_categorical and spec.unknown != UNKNOWN_ERROR and len(row):
+            probe = row.copy()
+            probe[spec.name] = UNSEEN_CATEGORY
+            try:
+                model.predict_proba(probe)
+            except Exception as exc:
+                log.info(
+                    "%s: the model refuses unseen categories (%s); closing its vocabulary", spec.name, exc
+                )
+                spec = FeatureSpec(
+                    name=spec.name,
+                    typical=spec.typical,
+                    kind=spec.kind,
+                    categories=spec.categories,
+                    nullable=spec.nullable,
+                    unknown=UNKNOWN_ERROR,
+                )
+        specs.append(spec)
+    return FeatureSchema(tuple(specs), schema.classes, schema.target, schema.id_column)
 
 
 def _confusion_png(y: pd.Series, predicted: np.ndarray, class_names: list[str]) -> bytes:
@@ -192,138 +234,211 @@ def train_candidate(
     schema: FeatureSchema,
     tags: dict[str, str],
 ) -> CandidateResult:
-    """Fit, evaluate, export and log one candidate as its own MLflow run."""
-    timings: dict[str, float] = {}
-    model = build_estimator(candidate)
+    """Build, fit, evaluate, export and log one candidate as its own MLflow run.
+
+    `split` holds model frames (typed by `schema`). Any error ends the run as FAILED with the
+    error in its `error` tag, and is raised as it came.
+    """
     with mlflow.start_run(
         run_name=candidate.name, tags={**tags, contract.TAG_CANDIDATE: candidate.name}
     ) as run:
-        started = time.perf_counter()
-        with warnings.catch_warnings():
-            # sklearn 1.9 deprecates SVC(probability=True); it still works and converts to ONNX.
-            warnings.simplefilter("ignore", FutureWarning)
-            model.fit(split.x_train, split.y_train)
+        try:
+            return _train_in_run(run.info.run_id, candidate, config, dataset, split, schema)
+        except Exception as exc:
+            mlflow.set_tag(contract.TAG_ERROR, f"{type(exc).__name__}: {exc}"[:4000])
+            raise
+
+
+def _train_in_run(
+    run_id: str,
+    candidate: CandidateConfig,
+    config: Config,
+    dataset: Dataset,
+    split: Split,
+    schema: FeatureSchema,
+) -> CandidateResult:
+    timings: dict[str, float] = {}
+    mlflow.log_params({"estimator": candidate.estimator, "scale": candidate.scale})
+    mlflow.log_params({f"param.{k}": v for k, v in candidate.params.items()})
+    model = build_candidate(candidate, schema, config.training.code_dirs)
+    started = time.perf_counter()
+    with warnings.catch_warnings(), threadpool_limits(config.training.threads):
+        # sklearn 1.9 deprecates SVC(probability=True); it still works and converts to ONNX.
+        warnings.simplefilter("ignore", FutureWarning)
+        model.fit(split.x_train, split.y_train)
         timings["fit_s"] = time.perf_counter() - started
         metrics = evaluate(model, split.x_test, split.y_test)
         predicted = model.predict(split.x_test)
+        schema = served_schema(model, schema, split.x_test)
 
-        started = time.perf_counter()
-        mlflow.log_params({"estimator": candidate.estimator, "scale": candidate.scale})
-        mlflow.log_params({f"param.{k}": v for k, v in candidate.params.items()})
-        mlflow.log_params(
-            {
-                "primary_metric": config.training.primary_metric,
-                "test_size": config.data.test_size,
-                "seed": config.data.seed,
-                "train_rows": len(split.x_train),
-                "test_rows": len(split.x_test),
-                "drift_reference": config.data.reference,
-            }
-        )
-        mlflow.log_metrics(metrics)
-        mlflow.log_metrics(
-            {
-                metric: float(str(dataset.composition[key]))
-                for key, metric in (
-                    (contract.COMPOSITION_FEEDBACK_USED, contract.RUN_METRIC_FEEDBACK_USED),
-                    (contract.COMPOSITION_FEEDBACK_EXCLUDED, contract.RUN_METRIC_FEEDBACK_EXCLUDED),
-                )
-                if key in dataset.composition
-            }
-        )
-        mlflow.log_dict(config.model_dump(mode="json"), contract.EFFECTIVE_CONFIG_ARTIFACT)
-        mlflow.log_dict(schema.to_dict(), contract.FEATURE_SCHEMA_ARTIFACT)
-        mlflow.log_dict(dataset.composition, contract.DATASET_COMPOSITION_ARTIFACT)
-        mlflow.log_text(
-            classification_report(
-                split.y_test,
-                predicted,
-                target_names=[schema.class_name(c.label) for c in schema.classes],
-                zero_division=0,
-            ),
-            contract.CLASSIFICATION_REPORT_ARTIFACT,
-        )
-        mlflow.log_image(
-            _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)),
-            contract.CONFUSION_MATRIX_ARTIFACT,
-        )
-        reference = reference_sample(
-            model, dataset, split, config.data.reference_sample_rows, config.data.seed, config.data.reference
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-            reference.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-        timings["log_s"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        parity: OnnxParity = contract.ONNX_SKIPPED
-        detail = "disabled in config"
-        if config.training.onnx.enabled:
-            payload, parity, detail = export_onnx(
-                model, split.x_test, config.training.onnx.probability_tolerance
+    started = time.perf_counter()
+    mlflow.log_params(
+        {
+            "primary_metric": config.training.primary_metric,
+            "test_size": config.data.test_size,
+            "seed": config.data.seed,
+            "train_rows": len(split.x_train),
+            "test_rows": len(split.x_test),
+            "numeric_features": len(schema.numeric_names),
+            "categorical_features": len(schema.categorical_names),
+            "drift_reference": config.data.reference,
+        }
+    )
+    mlflow.log_metrics(metrics)
+    mlflow.log_metrics(
+        {
+            metric: float(str(dataset.composition[key]))
+            for key, metric in (
+                (contract.COMPOSITION_FEEDBACK_USED, contract.RUN_METRIC_FEEDBACK_USED),
+                (contract.COMPOSITION_FEEDBACK_EXCLUDED, contract.RUN_METRIC_FEEDBACK_EXCLUDED),
             )
-            if payload is not None:
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / Path(ONNX_ARTIFACT).name
-                    path.write_bytes(payload)
-                    mlflow.log_artifact(str(path), artifact_path=str(Path(ONNX_ARTIFACT).parent))
-        mlflow.set_tags({contract.TAG_ONNX_PARITY: parity, contract.TAG_ONNX_DETAIL: detail})
-        timings["onnx_s"] = time.perf_counter() - started
+            if key in dataset.composition
+        }
+    )
+    mlflow.log_dict(config.model_dump(mode="json"), contract.EFFECTIVE_CONFIG_ARTIFACT)
+    mlflow.log_dict(schema.to_dict(), contract.FEATURE_SCHEMA_ARTIFACT)
+    mlflow.log_dict(dataset.composition, contract.DATASET_COMPOSITION_ARTIFACT)
+    mlflow.log_text(
+        classification_report(
+            split.y_test,
+            predicted,
+            labels=[c.label for c in schema.classes],
+            target_names=[c.name for c in schema.classes],
+            zero_division=0,
+        ),
+        contract.CLASSIFICATION_REPORT_ARTIFACT,
+    )
+    mlflow.log_image(
+        _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)),
+        contract.CONFUSION_MATRIX_ARTIFACT,
+    )
+    reference = reference_sample(
+        model, dataset, split, config.data.reference_sample_rows, config.data.seed, config.data.reference
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+        reference.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
+    timings["log_s"] = time.perf_counter() - started
 
-        started = time.perf_counter()
-        example = split.x_train.head(3)
-        info = mlflow.sklearn.log_model(
-            model,
-            name=MODEL_ARTIFACT,
-            serialization_format="cloudpickle",  # skops would refuse to load tree models untrusted
-            signature=infer_signature(example, model.predict(example)),
-            input_example=example,
-            metadata={
-                contract.METADATA_FEATURE_SCHEMA: schema.to_dict(),
-                contract.METADATA_CANDIDATE: candidate.name,
-            },
-            # Explicit requirements: MLflow's inference re-imports the model in a subprocess (~4 s each).
-            pip_requirements=model_requirements(),
+    started = time.perf_counter()
+    parity: OnnxParity = contract.ONNX_SKIPPED
+    detail = "disabled in config (training.onnx.enabled: false)"
+    if config.training.onnx.enabled:
+        payload, parity, detail = export_onnx(
+            model, split.x_test, schema, config.training.onnx.probability_tolerance
         )
-        timings["log_model_s"] = time.perf_counter() - started
-        log.info(
-            "trained %s: %s=%.4f (onnx %s)",
-            candidate.name,
-            config.training.primary_metric,
-            metrics[config.training.primary_metric],
-            parity,
-        )
-        return CandidateResult(candidate.name, run.info.run_id, info.model_uri, metrics, parity, timings)
+        if payload is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / Path(ONNX_ARTIFACT).name
+                path.write_bytes(payload)
+                mlflow.log_artifact(str(path), artifact_path=str(Path(ONNX_ARTIFACT).parent))
+    mlflow.set_tags({contract.TAG_ONNX_PARITY: parity, contract.TAG_ONNX_DETAIL: detail})
+    timings["onnx_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    example = split.x_train.head(3)
+    info = mlflow.sklearn.log_model(
+        model,
+        name=MODEL_ARTIFACT,
+        serialization_format="cloudpickle",  # skops would refuse to load tree models untrusted
+        signature=infer_signature(example, model.predict(example)),
+        input_example=example,
+        metadata={
+            contract.METADATA_FEATURE_SCHEMA: schema.to_dict(),
+            contract.METADATA_CANDIDATE: candidate.name,
+        },
+        # Explicit requirements: MLflow's inference re-imports the model in a subprocess (~4 s each).
+        pip_requirements=model_requirements(model),
+    )
+    timings["log_model_s"] = time.perf_counter() - started
+    log.info(
+        "trained %s: %s=%.4f (onnx %s)",
+        candidate.name,
+        config.training.primary_metric,
+        metrics[config.training.primary_metric],
+        parity,
+    )
+    return CandidateResult(candidate.name, run_id, info.model_uri, metrics, parity, timings, detail)
 
 
-def model_requirements() -> list[str]:
-    """Pinned runtime requirements of a logged model: what unpickling it needs."""
+def model_requirements(model: Any = None) -> list[str]:
+    """Pinned runtime requirements of a logged model: what unpickling it needs.
+
+    Beyond scikit-learn and its companions, the distribution of every estimator library the
+    fitted pipeline uses (LightGBM, say) is pinned at its installed version.
+    """
     import cloudpickle
     import sklearn
 
-    return [
-        f"scikit-learn=={sklearn.__version__}",
-        f"cloudpickle=={cloudpickle.__version__}",
-        f"numpy=={np.__version__}",
-        f"pandas=={pd.__version__}",
-    ]
+    pinned = {
+        "scikit-learn": sklearn.__version__,
+        "cloudpickle": cloudpickle.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+    }
+    for distribution in _estimator_distributions(model) if model is not None else []:
+        pinned.setdefault(distribution, importlib.metadata.version(distribution))
+    return [f"{name}=={version}" for name, version in pinned.items()]
+
+
+def _estimator_distributions(model: Any) -> list[str]:
+    """The installed distributions whose classes appear among a pipeline's steps (not sklearn's own)."""
+    found: list[str] = []
+    distributions = importlib.metadata.packages_distributions()
+    for step in _steps(model):
+        top = type(step).__module__.split(".")[0]
+        for name in distributions.get(top, []):
+            if name not in found and name not in ("scikit-learn", "mlstack"):
+                found.append(name)
+    return found
+
+
+def _steps(model: Any) -> list[Any]:
+    """Every estimator inside a Pipeline / ColumnTransformer tree, the model itself included."""
+    found = [model]
+    for attribute in ("steps", "transformers"):
+        for item in getattr(model, attribute, None) or []:
+            found += _steps(item[1])
+    return found
 
 
 def _png_to_array(png: bytes) -> np.ndarray:
     return plt.imread(io.BytesIO(png), format="png")
 
 
-def train_all(config: Config, dataset: Dataset, split: Split, tags: dict[str, str]) -> list[CandidateResult]:
-    """Train every configured candidate; the best comes first (by the primary metric)."""
+def train_all(config: Config, dataset: Dataset, split: Split, tags: dict[str, str]) -> TrainingOutcome:
+    """Train every configured candidate; the best comes first (by the primary metric).
+
+    A candidate that cannot be built or trained (a bad dotted path, a factory that raises) fails
+    alone: its error is logged, its MLflow run ends FAILED, and the other candidates train.
+
+    Raises:
+        RuntimeError: every candidate failed (the message lists each one's error).
+    """
     mlflow.set_tracking_uri(config.mlflow.tracking_uri)
     mlflow.set_experiment(config.project.experiment)
-    schema = FeatureSchema.from_training_data(
-        dataset.features, dataset.target, dataset.class_names, dataset.target_name
+    schema = infer_schema(
+        dataset.features, dataset.target, dataset.class_names, dataset.target_name, config.data
     )
-    results = [train_candidate(c, config, dataset, split, schema, tags) for c in config.training.candidates]
+    typed = Split(
+        schema.model_frame(split.x_train), schema.model_frame(split.x_test), split.y_train, split.y_test
+    )
+    results: list[CandidateResult] = []
+    failures: dict[str, str] = {}
+    for candidate in config.training.candidates:
+        try:
+            results.append(train_candidate(candidate, config, dataset, typed, schema, tags))
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, CandidateError) else f"{type(exc).__name__}: {exc}"
+            failures[candidate.name] = message
+            log.error("candidate %s failed: %s", candidate.name, message)
+    if not results:
+        raise RuntimeError(
+            "every candidate failed: " + "; ".join(f"{name}: {error}" for name, error in failures.items())
+        )
     metric = config.training.primary_metric
-    return sorted(results, key=lambda r: r.score(metric), reverse=True)
+    return TrainingOutcome(sorted(results, key=lambda r: r.score(metric), reverse=True), failures)
 
 
 def write_effective_config(config: Config, path: Path) -> None:

@@ -182,8 +182,8 @@ class ApiMetrics(WriterHooks):
             ["model_version", "feature"],
             registry=self.registry,
         )
-        # Per version: training minima and maxima and the counter children.
-        self._ranges: dict[str, tuple[np.ndarray, np.ndarray, list[Any]]] = {}
+        # Per version: numeric feature positions, training minima and maxima, and the counter children.
+        self._ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]] = {}
         for result in ("success", "failure", "unchanged"):
             self.reloads.labels(result)
         for result in ("accepted", "unknown_prediction"):
@@ -254,24 +254,41 @@ class ApiMetrics(WriterHooks):
                     )
                 child.inc(count)
 
-    def _range_of(self, model: ServedModel) -> tuple[np.ndarray, np.ndarray, list[Any]]:
+    def _range_of(self, model: ServedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+        """Per version: the numeric features' positions, training minima and maxima, counter children."""
         found = self._ranges.get(model.version)
         if found is None:
-            features = model.schema.features
+            numeric = [
+                (position, spec)
+                for position, spec in enumerate(model.schema.features)
+                if not spec.is_categorical and spec.minimum is not None and spec.maximum is not None
+            ]
             found = (
-                np.array([f.minimum for f in features], dtype=np.float64),
-                np.array([f.maximum for f in features], dtype=np.float64),
-                [self.out_of_range.labels(model.version, f.name) for f in features],
+                np.array([position for position, _ in numeric], dtype=np.intp),
+                np.array([spec.minimum for _, spec in numeric], dtype=np.float64),
+                np.array([spec.maximum for _, spec in numeric], dtype=np.float64),
+                [self.out_of_range.labels(model.version, spec.name) for _, spec in numeric],
             )
             self._ranges[model.version] = found
         return found
 
-    def observe_out_of_range(self, model: ServedModel, matrix: np.ndarray) -> None:
-        """Count, per feature, the values of a validated batch outside the training range."""
-        low, high, children = self._range_of(model)
-        if matrix.dtype != low.dtype:  # the same rounding on both sides: the maximum itself is in range
+    def observe_out_of_range(self, model: ServedModel, matrix: Any) -> None:
+        """Count, per numeric feature, the values of a validated batch outside the training range.
+
+        Missing values (NaN) are not counted; categorical features have no range.
+        """
+        positions, low, high, children = self._range_of(model)
+        if not len(positions):
+            return
+        if isinstance(matrix, np.ndarray) and matrix.dtype.kind == "f":
+            values = matrix[:, positions]
+            # The same rounding on both sides: a value equal to the training maximum is in range.
             low, high = low.astype(matrix.dtype), high.astype(matrix.dtype)
-        outside = ((matrix < low) | (matrix > high)).sum(axis=0)
+        else:  # a frame or an object matrix (categorical features): numeric columns as floats
+            table = matrix.to_numpy() if hasattr(matrix, "to_numpy") else np.asarray(matrix)
+            values = np.asarray(table[:, positions], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            outside = ((values < low) | (values > high)).sum(axis=0)
         for index in np.flatnonzero(outside):
             children[index].inc(int(outside[index]))
 

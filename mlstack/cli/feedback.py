@@ -66,7 +66,7 @@ def _prediction(store: PredictionStore, prediction_id: str) -> dict[str, object]
 def list_(
     source: ConfigSource,
     all_: Annotated[bool, typer.Option("--all", help="Include restored rows.")] = False,
-    kind: Annotated[str | None, typer.Option(help="Only this reason (e.g. out-of-range).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this reason (e.g. out_of_range).")] = None,
     limit: Annotated[int, typer.Option(help="At most this many rows, newest first.")] = 50,
 ) -> None:
     """The quarantined rows: counts by reason, then one line per row (newest decision first)."""

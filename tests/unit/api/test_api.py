@@ -95,8 +95,8 @@ def client(tmp_path: Path, served_model: ServedModel) -> Iterator[TestClient]:
         yield test_client
 
 
-def typical(model: ServedModel) -> dict[str, float]:
-    return {f.name: f.typical for f in model.schema.features}
+def typical(model: ServedModel) -> dict[str, Any]:
+    return model.schema.typical_instance()
 
 
 def metric_value(text: str, name: str, **labels: str) -> float | None:
@@ -459,6 +459,7 @@ def test_out_of_range_inputs_are_served_and_counted_per_feature(
     client: TestClient, served_model: ServedModel
 ) -> None:
     spec = served_model.schema.features[0]
+    assert spec.minimum is not None
     first = {f.name: 0 for f in served_model.schema.features}
     assert metric_value(client.get("/metrics").text, "mlops_input_out_of_range_total", feature=spec.name) == 0
     absurd = {**typical(served_model), spec.name: 1e6}

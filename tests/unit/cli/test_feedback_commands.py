@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from typer.testing import CliRunner, Result
 
@@ -17,7 +18,7 @@ from tests.support.pipeline import isolated_config
 CONFIG = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
 DATASET = load_base_dataset(CONFIG.data)
 SCHEMA = FeatureSchema.from_training_data(DATASET.features, DATASET.target, DATASET.class_names, "target")
-TYPICAL = {f.name: f.typical for f in SCHEMA.features}
+TYPICAL: dict[str, Any] = {f.name: f.typical for f in SCHEMA.features}
 
 
 def invoke(state: Path, *args: str) -> Result:
@@ -50,14 +51,14 @@ def test_list_show_exclude_restore_with_an_audit_trail(tmp_path: Path) -> None:
     try:
         listed = invoke(tmp_path, "list")
         assert listed.exit_code == 0, listed.output
-        assert "1 rows (excluded out-of-range: 1)" in listed.output
-        assert "p1" in listed.output and "alcohol = 1e+06 outside the plausible range" in listed.output
+        assert "1 rows (excluded out_of_range: 1)" in listed.output
+        assert "p1" in listed.output and "alcohol: out of range (1000000.0)" in listed.output
         assert "p0" not in listed.output.split("\n", 2)[2]
 
         shown = invoke(tmp_path, "show", "p1")
         assert shown.exit_code == 0, shown.output
         assert "alcohol" in shown.output and "1000000.0" in shown.output
-        assert "quarantine  excluded (out-of-range) by pipeline" in shown.output
+        assert "quarantine  excluded (out_of_range) by pipeline" in shown.output
         assert "quarantined pipeline: pipeline run-1" in shown.output
 
         restored = invoke(tmp_path, "restore", "p1", "--reason", "lab confirmed the value")

@@ -39,7 +39,9 @@ def champion(_mlflow_store_template: Path, tmp_path_factory: pytest.TempPathFact
         patch.chdir(root)  # whatever MLflow defaults to (./mlruns) lands here
         config = store.config()
         dataset = load_base_dataset(config.data)
-        best = train.train_all(config, dataset, split(dataset, config), {contract.TAG_TRIGGER: "manual"})[0]
+        best = train.train_all(
+            config, dataset, split(dataset, config), {contract.TAG_TRIGGER: "manual"}
+        ).results[0]
         name = config.project.registered_model
         version = str(mlflow.register_model(best.model_uri, name).version)
         registry.move_alias(

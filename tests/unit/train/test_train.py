@@ -21,8 +21,10 @@ from sklearn.pipeline import Pipeline
 from mlstack import contract, train
 from mlstack.config import CandidateConfig, Config, load_config
 from mlstack.data import Dataset, Split, load_base_dataset, split
+from mlstack.estimators import CandidateError, build_candidate
+from mlstack.preprocessing import MODEL_STEP, PREPROCESS_STEP
 from mlstack.schema import FeatureSchema
-from mlstack.train import CandidateResult, build_estimator, evaluate, export_onnx, reference_sample
+from mlstack.train import CandidateResult, evaluate, export_onnx, reference_sample
 from tests.support.mlflow_store import FileStore, file_store
 
 
@@ -53,9 +55,10 @@ def trained(
         patch.chdir(root)  # whatever MLflow defaults to (./mlruns) lands here
         config = store.config()
         dataset, data_split = wine
-        results = train.train_all(config, dataset, data_split, {contract.TAG_TRIGGER: "manual"})
+        outcome = train.train_all(config, dataset, data_split, {contract.TAG_TRIGGER: "manual"})
+        assert not outcome.failures
         try:
-            yield Trained(store, config, dataset, data_split, results)
+            yield Trained(store, config, dataset, data_split, outcome.results)
         finally:
             mlflow.set_tracking_uri(previous)
 
@@ -64,27 +67,48 @@ def candidate(name: str = "c", estimator: str = "LogisticRegression", **params: 
     return CandidateConfig(name=name, estimator=estimator, scale=True, params=dict(params))
 
 
+@pytest.fixture(scope="module")
+def wine_schema(wine: tuple[Dataset, Split]) -> FeatureSchema:
+    dataset, _ = wine
+    return FeatureSchema.from_training_data(
+        dataset.features, dataset.target, dataset.class_names, dataset.target_name
+    )
+
+
+def build_estimator(config: CandidateConfig, schema: FeatureSchema) -> Pipeline:
+    return build_candidate(config, schema)
+
+
 # --------------------------------------------------------------------------- estimators and metrics
 
 
-def test_build_estimator_scales_only_when_asked() -> None:
-    scaled = build_estimator(candidate(C=0.5, max_iter=100))
-    assert [name for name, _ in scaled.steps] == ["scaler", "model"]
+def test_build_estimator_scales_only_when_asked(wine_schema: FeatureSchema) -> None:
+    scaled = build_estimator(candidate(C=0.5, max_iter=100), wine_schema)
+    assert [name for name, _ in scaled.steps] == [PREPROCESS_STEP, MODEL_STEP]
+    numeric = scaled.named_steps[PREPROCESS_STEP].transformers[0][1]
+    assert [name for name, _ in numeric.steps] == ["impute", "scale"]
     assert scaled.named_steps["model"].get_params()["C"] == 0.5
-    plain = build_estimator(CandidateConfig(name="rf", estimator="RandomForestClassifier", params={}))
-    assert [name for name, _ in plain.steps] == ["model"]
+    plain = build_estimator(
+        CandidateConfig(name="rf", estimator="RandomForestClassifier", scale=False, params={}), wine_schema
+    )
+    numeric = plain.named_steps[PREPROCESS_STEP].transformers[0][1]
+    assert [name for name, _ in numeric.steps] == ["impute"]
 
 
-def test_unknown_estimator_and_bad_params_name_the_candidate() -> None:
-    with pytest.raises(ValueError, match=r"^candidate 'x': unknown estimator 'XGBoost'; known: \['Gradient"):
-        build_estimator(candidate("x", "XGBoost"))
-    with pytest.raises(ValueError, match=r"^candidate 'y': bad params \{'depth': 3\}: "):
-        build_estimator(candidate("y", depth=3))
+def test_unknown_estimator_and_bad_params_name_the_candidate(wine_schema: FeatureSchema) -> None:
+    with pytest.raises(
+        CandidateError, match=r"^candidate 'x': estimator 'XGBoost': unknown estimator 'XGBoost'"
+    ):
+        build_estimator(candidate("x", "XGBoost"), wine_schema)
+    with pytest.raises(CandidateError, match=r"^candidate 'y': bad params \{'depth': 3\}: "):
+        build_estimator(candidate("y", depth=3), wine_schema)
 
 
-def test_evaluate_reports_weighted_and_per_class_metrics(wine: tuple[Dataset, Split]) -> None:
+def test_evaluate_reports_weighted_and_per_class_metrics(
+    wine: tuple[Dataset, Split], wine_schema: FeatureSchema
+) -> None:
     _, data = wine
-    model = build_estimator(candidate(max_iter=2000)).fit(data.x_train, data.y_train)
+    model = build_estimator(candidate(max_iter=2000), wine_schema).fit(data.x_train, data.y_train)
     metrics = evaluate(model, data.x_test, data.y_test)
     classes = sorted(pd.unique(data.y_test))
     assert set(metrics) == {"accuracy", "precision_weighted", "recall_weighted", "f1_weighted"} | {
@@ -112,34 +136,42 @@ def test_evaluate_a_perfect_and_a_useless_model() -> None:
 # --------------------------------------------------------------------------- ONNX
 
 
-def test_onnx_export_passes_parity_for_a_convertible_model(wine: tuple[Dataset, Split]) -> None:
+def test_onnx_export_passes_parity_for_a_convertible_model(
+    wine: tuple[Dataset, Split], wine_schema: FeatureSchema
+) -> None:
     _, data = wine
-    model = build_estimator(candidate(max_iter=2000)).fit(data.x_train, data.y_train)
-    payload, status, detail = export_onnx(model, data.x_test, tolerance=1e-4)
+    model = build_estimator(candidate(max_iter=2000), wine_schema).fit(data.x_train, data.y_train)
+    payload, status, detail = export_onnx(model, data.x_test, wine_schema, tolerance=1e-4)
     assert status == contract.ONNX_PASSED and payload is not None and len(payload) > 100
     assert detail.startswith("labels_identical=True max_probability_diff=")
 
 
-def test_onnx_parity_fails_beyond_the_tolerance(wine: tuple[Dataset, Split]) -> None:
+def test_onnx_parity_fails_beyond_the_tolerance(
+    wine: tuple[Dataset, Split], wine_schema: FeatureSchema
+) -> None:
     _, data = wine
-    model = build_estimator(candidate(max_iter=2000)).fit(data.x_train, data.y_train)
-    payload, status, _ = export_onnx(model, data.x_test, tolerance=-1.0)  # nothing is within -1
+    model = build_estimator(candidate(max_iter=2000), wine_schema).fit(data.x_train, data.y_train)
+    payload, status, _ = export_onnx(model, data.x_test, wine_schema, tolerance=-1.0)  # nothing is within -1
     assert status == contract.ONNX_FAILED and payload is not None  # the model is still exported
 
 
-def test_onnx_conversion_failure_is_skipped_with_the_reason(wine: tuple[Dataset, Split]) -> None:
+def test_onnx_conversion_failure_is_skipped_with_the_reason(
+    wine: tuple[Dataset, Split], wine_schema: FeatureSchema
+) -> None:
     _, data = wine
-    unfitted: Pipeline = build_estimator(candidate())
-    payload, status, detail = export_onnx(unfitted, data.x_test, tolerance=1e-4)
+    unfitted: Pipeline = build_estimator(candidate(), wine_schema)
+    payload, status, detail = export_onnx(unfitted, data.x_test, wine_schema, tolerance=1e-4)
     assert (payload, status) == (None, contract.ONNX_SKIPPED) and detail.startswith("conversion failed: ")
 
 
 # --------------------------------------------------------------------------- reference sample
 
 
-def test_reference_sample_is_training_rows_with_the_models_predictions(wine: tuple[Dataset, Split]) -> None:
+def test_reference_sample_is_training_rows_with_the_models_predictions(
+    wine: tuple[Dataset, Split], wine_schema: FeatureSchema
+) -> None:
     dataset, data = wine
-    model = build_estimator(candidate(max_iter=2000)).fit(data.x_train, data.y_train)
+    model = build_estimator(candidate(max_iter=2000), wine_schema).fit(data.x_train, data.y_train)
     sample = reference_sample(model, dataset, data, rows=50, seed=7)
     assert len(sample) == 50 and list(sample.columns) == [*data.x_train.columns, "prediction"]
     assert sample["prediction"].dtype.kind == "i"
