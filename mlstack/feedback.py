@@ -37,23 +37,6 @@ def champion_trained_at(config: Config) -> float | None:
     return champ.creation_timestamp / 1000.0 if champ is not None else None
 
 
-def champion_feature_schema(config: Config) -> FeatureSchema | None:
-    """The champion's feature schema (its model metadata), or None before the first promotion."""
-    import mlflow
-
-    from mlstack.console import no_progress_bars
-
-    champ = registry.champion_version(registry.make_client(config), config)
-    if champ is None:
-        return None
-    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
-    uri = f"models:/{config.project.registered_model}@{config.project.champion_alias}"
-    with no_progress_bars():
-        metadata = mlflow.models.get_model_info(uri).metadata or {}
-    key = contract.METADATA_FEATURE_SCHEMA
-    return FeatureSchema.from_dict(metadata[key]) if key in metadata else None
-
-
 def check_feedback(
     config: Config,
     dataset: Dataset,
@@ -114,7 +97,10 @@ def with_feedback(
     """
     names = [str(c) for c in dataset.features.columns]
     if schema == "champion":
-        schema = champion_feature_schema(config)
+        from mlstack.console import no_progress_bars
+
+        with no_progress_bars():  # an MLmodel file: no "Downloading artifacts" bar for it
+            schema = registry.champion_schema(registry.make_client(config), config)
     check = check_feedback(config, dataset, schema, record_as=record_as)
     base_rows = len(dataset.features)
     composition: dict[str, object] = {

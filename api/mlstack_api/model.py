@@ -21,7 +21,7 @@ from mlstack.schema import FeatureSchema
 
 log = logging.getLogger(__name__)
 
-Runtime = Literal["onnx", "sklearn"]
+InferenceRuntime = Literal["onnx", "sklearn"]  # how a version is served (not a deployment runtime)
 ProbaFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -37,7 +37,7 @@ class ServedModel:
     version: str
     alias: str
     run_id: str
-    runtime: Runtime
+    runtime: InferenceRuntime
     schema: FeatureSchema
     predict_proba: ProbaFn = field(repr=False)
     loaded_at: float
@@ -135,14 +135,15 @@ def load_version(
     except Exception as exc:
         raise ModelLoadError(f"{uri}: cannot read model metadata: {exc}") from exc
     key = contract.METADATA_FEATURE_SCHEMA
-    if key not in metadata:
-        raise ModelLoadError(f"{uri}: model metadata has no '{key}'; was it logged by mlstack?")
     try:
-        schema = FeatureSchema.from_dict(metadata[key])
+        found = FeatureSchema.from_model_metadata(metadata)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{uri}: invalid {key} in metadata: {exc}") from exc
+    if found is None:
+        raise ModelLoadError(f"{uri}: model metadata has no '{key}'; was it logged by mlstack?")
+    schema = found
 
-    runtime: Runtime = "sklearn"
+    runtime: InferenceRuntime = "sklearn"
     predict_proba: ProbaFn | None = None
     artifact = onnx_artifact_path(version) if prefer_onnx else None
     if artifact and version.run_id:

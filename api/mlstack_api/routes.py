@@ -19,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 
 from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
 from mlstack.prediction_log import LogRefused
-from mlstack_api.predictions import score
+from mlstack_api.predictions import Unscorable, score
+from mlstack_api.request_validation import RequestError, decode_json, parse_instances
 from mlstack_api.state import ApiState
-from mlstack_api.validation import RequestError, decode_json, parse_instances
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description=f"the token in ${ADMIN_TOKEN_ENV}")
@@ -116,7 +116,11 @@ async def predict(request: Request) -> Response:
     except RequestError as exc:
         return _json(exc.body(), exc.status)
     state.metrics.observe_out_of_range(model, matrix)
-    scored = score(model, matrix)
+    try:
+        scored = score(model, matrix)
+    except Unscorable as exc:
+        field = f"instances[{exc.index}]"
+        return _error(422, f"{field}: {exc}", field)
     writer = state.writer
     if writer is not None:
         try:  # acknowledged means stored: answer only once the rows' transaction committed
