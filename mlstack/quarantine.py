@@ -3,12 +3,12 @@
 Feedback is data nobody curated: a fuzzing client, a buggy integration or one bad labelling batch can
 label absurd rows (`alcohol = 1e6`). Validation used to reject the whole training set for them, which
 stopped every retrain until someone edited the store by hand. Now each labelled row is checked on its
-own, with the rules validate-data applies to the base data (`mlstack.validation.column_issues`):
+own, with the rules validate-data applies to the base data (`mlstack.data_validation.column_issues`):
 
 * schema: the logged features are not the model's feature names (missing or unknown ones);
 * not_numeric, missing, infinite: a value that is not a number, absent where the schema allows no
   missing value, or infinite;
-* out_of_range: further outside the champion's training range than `validation.RANGE_SLACK` ranges
+* out_of_range: further outside the champion's training range than `data_validation.RANGE_SLACK` ranges
   (the tolerance base data gets, so drift still reaches training and broken units do not);
 * unknown_category: a category outside a closed vocabulary (`unknown: error`);
 * unknown_label: a true label that is not one of the classes.
@@ -35,9 +35,7 @@ from typing import Any, Literal
 import pandas as pd
 import sqlalchemy as sa
 
-from mlstack.schema import FeatureSchema
-from mlstack.store import PredictionStore, feedback, feedback_audit, feedback_quarantine, predictions
-from mlstack.validation import (
+from mlstack.data_validation import (
     INFINITE,
     MISSING,
     NOT_NUMERIC,
@@ -46,8 +44,10 @@ from mlstack.validation import (
     column_issues,
     row_reasons,
 )
+from mlstack.schema import FeatureSchema
+from mlstack.store import PredictionStore, feedback, feedback_audit, feedback_quarantine, predictions
 
-# Why a row is left out: validation's own issue kinds for values (`mlstack.validation`), plus the row's
+# Why a row is left out: validation's own issue kinds for values (`mlstack.data_validation`), plus the row's
 # shape, its label, and an operator's decision.
 Kind = Literal[
     "schema",

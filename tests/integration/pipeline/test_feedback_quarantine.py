@@ -105,7 +105,7 @@ def test_absurd_feedback_is_quarantined_and_the_pipeline_still_trains(
     assert second.composition["feedback_rows"] == GOOD and second.composition["feedback_excluded"] == ABSURD
     assert second.registered_version == "2" and not second.results["train"].startswith("FAILED")
     client = registry.make_client(config)
-    run = client.get_run(second.candidates[0]["run_id"])
+    run = client.get_run(second.candidates[0].run_id)
     assert run.data.metrics[RUN_METRIC_FEEDBACK_USED] == GOOD
     assert run.data.metrics[RUN_METRIC_FEEDBACK_EXCLUDED] == ABSURD
     assert run.data.tags[RUN_METRIC_FEEDBACK_EXCLUDED] == str(ABSURD)  # tag of the same name
