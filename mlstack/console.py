@@ -5,9 +5,10 @@ Libraries talk a lot: MLflow prints "Downloading artifacts" tqdm bars, a "View r
 docs/architecture.md), and Evidently, scikit-learn and pandas add warnings. By default (`StageReporter`
 with `verbose=False`) everything a stage writes to stdout or stderr, and every log record, goes to
 `<state_dir>/logs/pipeline.log`; the terminal gets the project's own lines: a header, one line per
-stage with its duration, a progress indicator while a stage runs, what the runtime started, and the
-summary (which prints the log's path). Warnings of the project and errors of anyone still reach the
-terminal, and a failed stage shows the end of the log, so nothing that explains a failure is hidden.
+stage with its duration, a progress indicator while a stage runs, what the runtime started
+(`mlstack.progress.report`, routed here while a stage runs), and the summary, which prints the log's
+path. Warnings of the project and errors of anyone still reach the terminal, and a failed stage shows
+the end of the log, so nothing that explains a failure is hidden.
 `--verbose` turns all of this off: every library line on the terminal, as before.
 """
 
@@ -23,14 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from mlstack import progress
 from mlstack.logs import LOG_FORMAT
 
 # Seconds between two "still running" lines when the output is not a terminal (Jenkins, a log file).
 HEARTBEAT_S = 30.0
 SPINNER = "|/-\\"
 FAILURE_TAIL_LINES = 40
-
-_active: StageReporter | None = None
 
 
 PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
@@ -51,19 +51,6 @@ def no_progress_bars() -> Iterator[None]:
             os.environ.pop(PROGRESS_BAR_ENV, None)
         else:
             os.environ[PROGRESS_BAR_ENV] = saved
-
-
-def say(text: str) -> None:
-    """Print one of the project's own progress lines (the runtimes' "mlflow: started", ...).
-
-    While a stage's library output is diverted to the log file, this still reaches the person at the
-    terminal (and is copied to the log); otherwise it is a plain print.
-    """
-    reporter = _active
-    if reporter is None:
-        print(text, flush=True)
-    else:
-        reporter.note(text)
 
 
 class _ConsoleFilter(logging.Filter):
@@ -104,7 +91,6 @@ class StageReporter:
     @contextlib.contextmanager
     def session(self, *, fresh: bool) -> Iterator[StageReporter]:
         """Route logging for one CLI call: to the terminal (verbose) or to the log file (default)."""
-        global _active
         if self.verbose:
             logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
             yield self
@@ -126,11 +112,11 @@ class StageReporter:
         mlflow_loggers = _route_mlflow_logs_to_root()
         project = logging.getLogger("mlstack")
         project.addHandler(self._status)
-        _active = self
+        progress.route_to(self.note)
         try:
             yield self
         finally:
-            _active = None
+            progress.route_to(None)
             project.removeHandler(self._status)
             for logger, handlers, propagate in mlflow_loggers:
                 logger.handlers, logger.propagate = handlers, propagate

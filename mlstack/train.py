@@ -180,7 +180,9 @@ def _confusion_png(y: pd.Series, predicted: np.ndarray, class_names: list[str]) 
     return buffer.getvalue()
 
 
-def reference_rows(dataset: Dataset, split: Split, rows: int, seed: int, mode: str) -> pd.Index:
+def reference_rows(
+    split: Split, rows: int, seed: int, mode: str = "recent", observed_at: pd.Series | None = None
+) -> pd.Index:
     """Which training rows make the drift reference (`data.reference`).
 
     `recent`: the newest `rows` training rows by the time they were observed (feedback rows carry
@@ -191,7 +193,7 @@ def reference_rows(dataset: Dataset, split: Split, rows: int, seed: int, mode: s
     """
     train = split.x_train.index
     wanted = min(rows, len(train))
-    observed = dataset.observed_at
+    observed = observed_at
     if mode == "random" or observed is None or observed.loc[train].isna().all():
         return split.x_train.sample(n=wanted, random_state=seed).index
     times = observed.loc[train]
@@ -204,10 +206,19 @@ def reference_rows(dataset: Dataset, split: Split, rows: int, seed: int, mode: s
 
 
 def reference_sample(
-    model: Any, dataset: Dataset, split: Split, rows: int, seed: int, mode: str = "recent"
+    model: Any,
+    split: Split,
+    rows: int,
+    seed: int,
+    mode: str = "recent",
+    observed_at: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """The drift reference: training rows (`reference_rows`) plus the model's predictions on them."""
-    sample = split.x_train.loc[reference_rows(dataset, split, rows, seed, mode)]
+    """The drift reference: training rows (`reference_rows`) plus the model's predictions on them.
+
+    `observed_at`: when each row of the dataset was observed (`Dataset.observed_at`); without it,
+    every mode samples all training rows.
+    """
+    sample = split.x_train.loc[reference_rows(split, rows, seed, mode, observed_at)]
     return sample.assign(prediction=model.predict(sample).astype(int)).reset_index(drop=True)
 
 
@@ -298,7 +309,12 @@ def _train_in_run(
         contract.CONFUSION_MATRIX_ARTIFACT,
     )
     reference = reference_sample(
-        model, dataset, split, config.data.reference_sample_rows, config.data.seed, config.data.reference
+        model,
+        split,
+        config.data.reference_sample_rows,
+        config.data.seed,
+        config.data.reference,
+        dataset.observed_at,
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name

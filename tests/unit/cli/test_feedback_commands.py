@@ -10,14 +10,14 @@ from typer.testing import CliRunner, Result
 
 from mlstack.cli import app
 from mlstack.data import load_base_dataset
+from mlstack.feature_types import infer_schema
 from mlstack.quarantine import audit_entries, check_rows, decisions, labelled_rows, record_check
-from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionRecord, PredictionStore
 from tests.support.pipeline import isolated_config
 
 CONFIG = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
 DATASET = load_base_dataset(CONFIG.data)
-SCHEMA = FeatureSchema.from_training_data(DATASET.features, DATASET.target, DATASET.class_names, "target")
+SCHEMA = infer_schema(DATASET.features, DATASET.target, DATASET.class_names, "target")
 TYPICAL: dict[str, Any] = {f.name: f.typical for f in SCHEMA.features}
 
 

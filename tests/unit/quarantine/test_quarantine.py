@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mlstack.data import load_base_dataset
+from mlstack.feature_types import infer_schema
 from mlstack.quarantine import (
     EXCLUDED,
     PIPELINE_ACTOR,
@@ -31,7 +32,7 @@ from tests.support.pipeline import isolated_config
 
 CONFIG = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
 DATASET = load_base_dataset(CONFIG.data)
-SCHEMA = FeatureSchema.from_training_data(DATASET.features, DATASET.target, DATASET.class_names, "target")
+SCHEMA = infer_schema(DATASET.features, DATASET.target, DATASET.class_names, "target")
 LABELS = {0, 1, 2}
 TYPICAL: dict[str, Any] = {f.name: float(f.typical or 0.0) for f in SCHEMA.features}
 

@@ -28,7 +28,7 @@ def with_feedback_rows(count: int) -> Dataset:
 def test_recent_takes_the_newest_training_rows_by_time() -> None:
     data = with_feedback_rows(600)
     parts = split(data, CONFIG)
-    chosen = reference_rows(data, parts, 200, seed=0, mode="recent")
+    chosen = reference_rows(parts, 200, seed=0, mode="recent", observed_at=data.observed_at)
     assert len(chosen) == 200 and set(chosen) <= set(parts.x_train.index)
     times = data.observed_at.loc[chosen]  # type: ignore[union-attr]
     assert times.notna().all()
@@ -41,19 +41,23 @@ def test_recent_takes_the_newest_training_rows_by_time() -> None:
 def test_recent_fills_up_with_base_rows_when_few_are_timed() -> None:
     data = with_feedback_rows(20)
     parts = split(data, CONFIG)
-    chosen = reference_rows(data, parts, 100, seed=0, mode="recent")
+    chosen = reference_rows(parts, 100, seed=0, mode="recent", observed_at=data.observed_at)
     timed = data.observed_at.loc[chosen].notna()  # type: ignore[union-attr]
     assert len(chosen) == 100 and len(set(chosen)) == 100
     assert int(timed.sum()) == int(data.observed_at.loc[parts.x_train.index].notna().sum())  # type: ignore[union-attr]
     # Deterministic: the same data and seed give the same reference.
-    assert list(chosen) == list(reference_rows(data, parts, 100, seed=0, mode="recent"))
+    assert list(chosen) == list(
+        reference_rows(parts, 100, seed=0, mode="recent", observed_at=data.observed_at)
+    )
 
 
 def test_random_and_untimed_data_sample_all_training_rows() -> None:
     data = with_feedback_rows(600)
     parts = split(data, CONFIG)
-    chosen = reference_rows(data, parts, 200, seed=0, mode="random")
+    chosen = reference_rows(parts, 200, seed=0, mode="random", observed_at=data.observed_at)
     drifted = (parts.x_train.loc[chosen, "alcohol"] > 50).mean()
     assert 0.5 < drifted < 0.95  # a mix, like the training data (about 600 of 778 rows are drifted)
     base_parts = split(BASE, CONFIG)
-    assert len(reference_rows(BASE, base_parts, 500, seed=0, mode="recent")) == len(base_parts.x_train)
+    assert len(reference_rows(base_parts, 500, seed=0, mode="recent", observed_at=None)) == len(
+        base_parts.x_train
+    )
