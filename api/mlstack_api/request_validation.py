@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -62,15 +63,30 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
         raise RequestError(
             422, f"'instances' has {len(instances)} items; at most {max_batch} per request", "instances"
         )
+    return instances, model_input(instances, schema)
+
+
+def _instances_locate(index: int, feature: str) -> str:
+    return f"instances[{index}].{feature}"
+
+
+def model_input(
+    instances: list[Any], schema: FeatureSchema, locate: Callable[[int, str], str] = _instances_locate
+) -> np.ndarray:
+    """Validate instances (from any protocol) into the model's input.
+
+    Raises:
+        RequestError: 422 whose message and field name the first bad value where the client put it
+            (`locate(instance index, feature)`; `/predict`: `instances[i].feature`).
+    """
     try:
-        matrix = fast_matrix(instances, schema)
+        return fast_matrix(instances, schema)
     except SchemaError as exc:
-        field = f"instances[{exc.index}].{exc.field}" if exc.index is not None else exc.field
-        raise RequestError(422, str(exc), field) from exc
+        field = locate(exc.index, exc.field) if exc.index is not None else exc.field
+        raise RequestError(422, f"{field}: {exc.message}", field) from exc
     except OverflowError as exc:  # an integer literal too large for a float
         field = _overflowing_field(instances)
         raise RequestError(422, f"{field}: number is too large", field) from exc
-    return instances, matrix
 
 
 def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
