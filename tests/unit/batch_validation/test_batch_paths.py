@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,7 @@ ONE = FeatureSchema((FeatureSpec("x", 0.0, 1.0, 0.5),), CLASSES)
 
 
 @pytest.fixture
-def row_wise_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int | None]]:
+def row_wise_calls(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
     """The `index` of every `validate_instance` call, in order."""
     calls: list[int | None] = []
     original = FeatureSchema.validate_instance
@@ -46,7 +45,7 @@ def row_wise_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int | None]
         return original(self, instance, index)
 
     monkeypatch.setattr(FeatureSchema, "validate_instance", recording)
-    yield calls
+    return calls
 
 
 def rows(schema: FeatureSchema, count: int, **changes: Any) -> list[dict[str, Any]]:

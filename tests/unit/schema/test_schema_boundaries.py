@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlstack.feature_types import infer_schema
 from mlstack.schema import FLOAT32_MAX, ClassSpec, FeatureSchema, FeatureSpec, SchemaError
 
 SCHEMA = FeatureSchema(
@@ -140,7 +141,7 @@ def test_class_names_by_label_and_unknown_labels_as_numbers() -> None:
 def test_derived_from_training_data() -> None:
     features = pd.DataFrame({"alcohol": [11.0, 13.0, 14.0, 15.0], "hue": [1.5, 0.5, 1.7, 1.0]})
     target = pd.Series([2, 0, 1, 0])
-    schema = FeatureSchema.from_training_data(features, target, ["barolo", "grignolino"], "cultivar")
+    schema = infer_schema(features, target, ["barolo", "grignolino"], "cultivar")
     assert schema == FeatureSchema(
         features=(FeatureSpec("alcohol", 11.0, 15.0, 13.5), FeatureSpec("hue", 0.5, 1.7, 1.25)),
         # label 2 has no name in the list (it has 2 names): its name is the label itself

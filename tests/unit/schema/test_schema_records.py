@@ -211,7 +211,7 @@ def test_stored_defaults_are_required_numbers_and_an_open_vocabulary() -> None:
     ],
 )
 def test_a_malformed_stored_feature_is_refused_by_name(data: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match=r"^feature ") as caught:
         FeatureSpec.from_dict(data)
     assert str(caught.value) == message
 
