@@ -11,6 +11,10 @@ from __future__ import annotations
 ANY = "*"
 
 _REQUEST = "mlstack_api/request_validation.py"
+_BATCH = "mlstack/batch_validation.py"
+_ONE_KIND = "one column kind (NUMERIC) holds every feature"
+_QUARANTINE = "mlstack/quarantine.py"
+_FEEDBACK = "mlstack/feedback.py"
 _OVERFLOW_UNREACHABLE = (
     "unreachable: no OverflowError leaves fast_matrix. The batch validator catches it from "
     "np.array and re-validates row by row, where FeatureSpec.check_value turns float(value)'s "
@@ -70,6 +74,40 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
             ),
         )
     },
+    (
+        "mlstack/schema.py",
+        "FeatureSchema.model_frame",
+        "return pd.DataFrame(typed, index=frame.index)",
+        ANY,
+    ): "each typed column is a Series derived from frame's column (numeric_values, category_text keep "
+    "its index), and a DataFrame built from equally indexed Series takes that index anyway",
+    # -- batch validation -------------------------------------------------------------------------
+    # NUMERIC is the only column kind and supports() requires one for every feature, so a batch has
+    # exactly one kind holding every position: the per-kind selection below cannot differ from the
+    # whole row. These become killable (and must be killed) when a second kind is added.
+    (
+        _BATCH,
+        "validate_batch",
+        "block_rows = rows if len(positions) == len(names) else list(map(itemgetter(*positions), rows))",
+        ANY,
+    ): _ONE_KIND + ": len(positions) == len(names) always, the itemgetter branch never runs",
+    (
+        _BATCH,
+        "validate_batch",
+        "if len(positions) == 1 and len(names) > 1:",
+        "if len(positions) == 1 and len(names) > 2:",
+    ): _ONE_KIND + ": len(positions) == len(names), so `== 1 and > 1` and `== 1 and > 2` are both never true",
+    (_BATCH, "validate_batch", "block_rows = [(value,) for value in block_rows]", ANY): _ONE_KIND
+    + ": unreachable (a single-feature schema's rows are 1-tuples from _rows already)",
+    (_BATCH, "validate_batch", "bad |= kind.bad_rows(block)", "bad = kind.bad_rows(block)"): _ONE_KIND
+    + ": the loop runs once over an all-False `bad`, where `=` and `|=` agree",
+    (
+        _BATCH,
+        "validate_batch",
+        'raise AssertionError(f"instances[{first}]: the bulk checks refused what the schema accepts")',
+        ANY,
+    ): "unreachable: validate_instance raises for every row the bulk checks refuse (the hypothesis "
+    "property test_same_verdict_and_same_error_as_row_by_row pins that agreement)",
     # -- data validation --------------------------------------------------------------------------
     **{
         (
@@ -97,12 +135,18 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "with np.errstate(invalid=None):",
     ): "comparisons with NaN raise no floating-point 'invalid' warning in numpy, so the error state "
     "inside the block does not matter (checked with -W error)",
-    (
-        "mlstack/data_validation.py",
-        "row_reasons",
-        'return pd.Series(["; ".join(r) for r in reasons], index=frame.index, dtype=object)',
-        'return pd.Series(["; ".join(r) for r in reasons], index=frame.index, dtype=None)',
-    ): "a Series of strings, or an empty one, is object dtype in pandas 2 without asking",
+    **{
+        (
+            "mlstack/data_validation.py",
+            "row_reasons",
+            'return pd.Series(["; ".join(r) for r in reasons], index=frame.index, dtype=object)',
+            after,
+        ): "a Series of strings, or an empty one, is object dtype in pandas 2 without asking"
+        for after in (
+            'return pd.Series(["; ".join(r) for r in reasons], index=frame.index, dtype=None)',
+            'return pd.Series(["; ".join(r) for r in reasons], index=frame.index, )',
+        )
+    },
     (
         "mlstack/data_validation.py",
         "validate_dataset",
@@ -144,6 +188,103 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         'if float(state.get("started_at", 1)) < started_at - 1:',
     ): "a state without started_at is older than the run either way: 0 and 1 (epoch seconds) both "
     "precede any run's start",
+    # -- feedback ---------------------------------------------------------------------------------
+    (
+        _FEEDBACK,
+        "check_feedback",
+        "dataset.features, dataset.target, dataset.class_names, dataset.target_name, config.data",
+        "dataset.features, dataset.target, dataset.class_names, None, config.data",
+    ): "the fallback schema's target name is never read: check_rows reads its features, and the "
+    "labels come from the class count",
+    **{
+        (_FEEDBACK, "with_feedback", before, after): "astype(None) is float64, as astype(float) is"
+        for before, after in (
+            (
+                'added_rows = extra[[*names, dataset.target_name]].assign(**{OBSERVED_AT: extra["ts"].astype(float)})',
+                'added_rows = extra[[*names, dataset.target_name]].assign(**{OBSERVED_AT: extra["ts"].astype(None)})',
+            ),
+            ('kept_ts = extra["feedback_ts"].astype(float)', 'kept_ts = extra["feedback_ts"].astype(None)'),
+        )
+    },
+    (
+        _FEEDBACK,
+        "with_feedback",
+        "merged = pd.concat([base, added_rows], ignore_index=True)",
+        ANY,
+    ): "the drop_duplicates on the next line renumbers the index (ignore_index=True) whatever concat left",
+    **{
+        (
+            _FEEDBACK,
+            "with_feedback",
+            'observed = pd.Series([float("nan")] * base_rows, dtype="float64")',
+            after,
+        ): "a list of float NaNs is float64 without asking, and float('NAN') is NaN too"
+        for after in (
+            'observed = pd.Series([float("nan")] * base_rows, dtype=None)',
+            'observed = pd.Series([float("nan")] * base_rows, )',
+            'observed = pd.Series([float("NAN")] * base_rows, dtype="float64")',
+        )
+    },
+    # -- feedback quarantine ----------------------------------------------------------------------
+    (
+        _QUARANTINE,
+        "decide",
+        "sa.select(feedback.c.prediction_id).where(feedback.c.prediction_id == prediction_id)",
+        "sa.select(None).where(feedback.c.prediction_id == prediction_id)",
+    ): "SQLAlchemy renders select(None) as SELECT NULL FROM feedback WHERE ...: a row exactly when the "
+    "prediction is labelled, and only its presence is read",
+    **{
+        (
+            _QUARANTINE,
+            "check_rows",
+            "for row, problems in zip(listed, row_problems(listed, schema, labels), strict=True):",
+            after,
+        ): "row_problems returns one entry per row, so zip never has a tail to be strict about"
+        for after in (
+            "for row, problems in zip(listed, row_problems(listed, schema, labels), strict=None):",
+            "for row, problems in zip(listed, row_problems(listed, schema, labels), ):",
+            "for row, problems in zip(listed, row_problems(listed, schema, labels), strict=False):",
+        )
+    },
+    (_QUARANTINE, "check_rows", "problems = []", "problems = None"): "only read by `if problems:` "
+    "next, where [] and None are both false",
+    (
+        _QUARANTINE,
+        "record_check",
+        'usable_ids = {str(i) for i in check.usable["id"]} if not check.usable.empty else set()',
+        'usable_ids = {str(i) for i in check.usable["id"]} if (not check.usable.empty) or True else set()',
+    ): "FeedbackCheck.usable always has the id column, so the empty frame's ids are the empty set too",
+    (
+        _QUARANTINE,
+        "row_problems",
+        "for issue in column_issues(frame, schema, range_slack=RANGE_SLACK):",
+        "for issue in column_issues(frame, schema, ):",
+    ): "column_issues' default range_slack is RANGE_SLACK",
+    **{
+        (
+            _QUARANTINE,
+            "row_problems",
+            "texts = row_reasons(frame, schema, range_slack=RANGE_SLACK) if len(frame) else "
+            "pd.Series(dtype=object)",
+            after,
+        ): reason
+        for after, reason in (
+            (
+                "texts = row_reasons(frame, schema, ) if len(frame) else pd.Series(dtype=object)",
+                "row_reasons' default range_slack is RANGE_SLACK",
+            ),
+            (
+                "texts = row_reasons(frame, schema, range_slack=RANGE_SLACK) if (len(frame)) or True "
+                "else pd.Series(dtype=object)",
+                "row_reasons of an empty frame is an empty Series too, and with no rows no text is read",
+            ),
+            (
+                "texts = row_reasons(frame, schema, range_slack=RANGE_SLACK) if len(frame) else "
+                "pd.Series(dtype=None)",
+                "with no rows no text is read (and an empty Series is object dtype in pandas 2 anyway)",
+            ),
+        )
+    },
 }
 
 

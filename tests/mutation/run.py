@@ -134,6 +134,22 @@ MODULES: tuple[DecisionModule, ...] = (
         ),
     ),
     DecisionModule("feedback", "mlstack/feedback.py", ("tests/unit/feedback",)),
+    # Which labelled feedback rows are trained on, and how operator decisions override the check;
+    # not the store reads (labelled_rows, decisions, audit_entries, quarantined_count).
+    DecisionModule(
+        "feedback quarantine",
+        "mlstack/quarantine.py",
+        ("tests/unit/quarantine", "tests/unit/feedback"),
+        (
+            "xǁDecisionǁ*",
+            "xǁFeedbackCheckǁ*",
+            "x__shape_problem",
+            "x_row_problems",
+            "x_check_rows",
+            "x_record_check",
+            "x_decide",
+        ),
+    ),
 )
 
 # Tests in the selected files that do not belong in a mutation run: they start real subprocesses
@@ -514,12 +530,12 @@ def report(scores: Sequence[ModuleScore], hand: Sequence[tuple[HandMutant, bool]
     print()
     print(f"mutation score per decision module ({timing}):")
     columns = ("mutants", "killed", "timeout", "survived", "score")
-    print(f"  {'module':<19} {'file':<32} " + " ".join(f"{c:>8}" for c in columns))
+    print(f"  {'module':<20} {'file':<32} " + " ".join(f"{c:>8}" for c in columns))
     for s in scores:
         survived = s.total - s.counts["killed"] - s.counts["timeout"]
         numbers = (s.total, s.counts["killed"], s.counts["timeout"], survived)
         print(
-            f"  {s.module.label:<19} {repo_path(s.module.path):<32} "
+            f"  {s.module.label:<20} {repo_path(s.module.path):<32} "
             + " ".join(f"{n:>8}" for n in numbers)
             + f" {s.score:>7.1f}%"
         )

@@ -32,6 +32,7 @@ THREE = FeatureSchema(
     CLASSES,
 )
 ONE = FeatureSchema((FeatureSpec("x", 0.0, 1.0, 0.5),), CLASSES)
+TWO = FeatureSchema((FeatureSpec("x", 0.0, 1.0, 0.5), FeatureSpec("y", 0.0, 1.0, 0.5)), CLASSES)
 
 
 @pytest.fixture
@@ -56,7 +57,7 @@ def rows(schema: FeatureSchema, count: int, **changes: Any) -> list[dict[str, An
     return batch
 
 
-@pytest.mark.parametrize("schema", [THREE, ONE], ids=["three features", "one feature"])
+@pytest.mark.parametrize("schema", [THREE, TWO, ONE], ids=["three features", "two features", "one feature"])
 def test_a_clean_batch_never_goes_row_by_row(schema: FeatureSchema, row_wise_calls: list[int | None]) -> None:
     batch = rows(schema, 4)
     batch[1][schema.feature_names[-1]] = FLOAT32_MAX  # the edge is valid
@@ -168,3 +169,11 @@ def test_a_batch_with_other_kinds_has_no_numeric_matrix() -> None:
 def test_numeric_bad_rows_flags_rows_not_cells() -> None:
     block = np.array([[0.0, np.nan], [1.0, 2.0], [np.inf, -1e39]])
     assert NUMERIC.bad_rows(block).tolist() == [True, False, True]
+
+
+def test_integers_and_floats_together_stay_column_wise(row_wise_calls: list[int | None]) -> None:
+    """JSON numbers arrive as int or float; a batch holding both is still one bulk pass."""
+    batch = [{"x": 0, "y": 0.5, "z": 1}, {"x": 0.25, "y": 1, "z": 0.75}]
+    validated = validate_batch(batch, THREE)
+    assert row_wise_calls == []
+    np.testing.assert_array_equal(validated.matrix(), np.array([[0.0, 0.5, 1.0], [0.25, 1.0, 0.75]]))

@@ -7,17 +7,22 @@ the base data's ranges (`schema=None`); the quarantine rules themselves are test
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 import uuid
+from dataclasses import replace
 
 import pandas as pd
 import pytest
 
 from mlstack import registry
-from mlstack.config import Config
+from mlstack.config import ColumnOverride, Config
 from mlstack.data import Dataset, load_base_dataset
+from mlstack.feature_types import infer_schema
 from mlstack.feedback import check_feedback, store_exists, with_feedback
-from mlstack.quarantine import META_COLUMNS
+from mlstack.quarantine import EXCLUDED, META_COLUMNS, decide, decisions
+from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionRecord, PredictionStore
 from tests.support.mlflow_store import FileStore
 
@@ -161,3 +166,132 @@ def test_only_feedback_after_the_champion_was_trained_is_new(
     assert merged.composition["feedback_rows"] == 5
     assert merged.composition["new_rows"] == 2
     assert merged.composition["feedback_excluded"] == 1
+
+
+# -- whose ranges feedback is held to, what is recorded, what the stage line says --------------------
+
+
+def narrowed(wine: Dataset, feature: str, maximum: float) -> FeatureSchema:
+    """The base data's schema with one feature's training range ending at `maximum` (a champion's)."""
+    base = infer_schema(wine.features, wine.target, wine.class_names, wine.target_name)
+    specs = tuple(replace(f, maximum=maximum) if f.name == feature else f for f in base.features)
+    return replace(base, features=specs)
+
+
+def test_feedback_is_held_to_the_champions_ranges_when_the_features_match(
+    config: Config, wine: Dataset
+) -> None:
+    low = float(wine.features["alcohol"].min())
+    row = wine.features.iloc[:1].assign(alcohol=float(wine.features["alcohol"].max()))
+    label(config, row * 1.0, [0], at=1_000.0)
+    champion = narrowed(wine, "alcohol", low + 0.01)  # the top of the base range is far beyond it
+    assert [e.kind for e in check_feedback(config, wine, champion).excluded] == ["out_of_range"]
+    assert check_feedback(config, wine, None).used == 1  # the base data's own ranges
+    # a champion with other features: the base data's ranges again (validation reports the change)
+    other = replace(champion, features=champion.features[1:])
+    assert check_feedback(config, wine, other).used == 1
+
+
+def test_the_configs_column_overrides_apply_to_feedback(mlflow_store: FileStore, wine: Dataset) -> None:
+    config = mlflow_store.config()
+    nullable = config.model_copy(
+        update={
+            "data": config.data.model_copy(update={"columns": {"alcohol": ColumnOverride(nullable=True)}})
+        }
+    )
+    store = PredictionStore(config.prediction_store_url)
+    try:
+        store.create_schema()
+        features = {str(k): float(v) for k, v in wine.features.iloc[0].items()} | {"alcohol": math.nan}
+        store.insert_predictions(
+            [PredictionRecord("p-null", 1_000.0, "wine-classifier", "1", features, 0, [1.0])]
+        )
+        assert store.add_feedback("p-null", 0, 1_000.0)
+    finally:
+        store.dispose()
+    assert [e.kind for e in check_feedback(config, wine, None).excluded] == ["missing"]
+    assert check_feedback(nullable, wine, None).used == 1  # the base data's schema, with the override
+    champion = infer_schema(wine.features, wine.target, wine.class_names, wine.target_name)
+    assert check_feedback(nullable, wine, champion).used == 1  # the champion's, with the override
+
+
+def test_validate_data_records_its_verdicts_and_operator_decisions_are_honoured(
+    config: Config, wine: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    usable_id, absurd_id = label(
+        config, pd.concat([wine.features.iloc[:1] * 1.01, wine.features.iloc[1:2] * 1e6]), [0, 1], at=1_000.0
+    )
+    store = PredictionStore(config.prediction_store_url)
+    try:
+        check_feedback(config, wine, None)  # train and gate only read
+        assert decisions(store) == {}
+        with caplog.at_level(logging.INFO, logger="mlstack.feedback"):
+            check_feedback(config, wine, None, record_as="validate-7")
+        assert set(decisions(store)) == {absurd_id}
+        assert "feedback quarantine: 1 rows added, 0 released" in caplog.messages
+        decide(store, usable_id, EXCLUDED, "user:dana", "label from a broken batch")
+        check = check_feedback(config, wine, None)
+        assert check.used == 0 and {e.prediction_id for e in check.excluded} == {usable_id, absurd_id}
+    finally:
+        store.dispose()
+
+
+def test_the_training_data_line_and_the_base_only_dataset(
+    config: Config, wine: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    ided = replace(wine, ids=pd.Series([f"w{i}" for i in range(len(wine.features))], name="id"))
+    with caplog.at_level(logging.INFO, logger="mlstack.feedback"):
+        merged = with_feedback(ided, config)  # the champion's schema by default; there is none yet
+    assert caplog.messages == [f"training data: {len(wine.features)} base rows; feedback 0 used, 0 excluded"]
+    assert merged.class_names == wine.class_names and merged.target_name == wine.target_name
+    assert merged.ids is not None and merged.ids.equals(ided.ids)
+    assert merged.observed_at is not None and merged.observed_at.dtype == "float64"
+    assert len(merged.observed_at) == len(wine.features) and merged.observed_at.isna().all()
+
+
+def test_appended_rows_carry_their_prediction_time_and_a_fresh_index(
+    config: Config, wine: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = len(wine.features)
+    label(config, wine.features.iloc[:1], [int(wine.target.iloc[0])], at=500.0)  # a copy of a base row
+    label(config, wine.features.iloc[1:3] * 1.01, [0, 1], at=1_000.0)
+    with caplog.at_level(logging.INFO, logger="mlstack.feedback"):
+        merged = with_feedback(wine, config, None)
+    assert list(merged.features.index) == list(range(base + 2))
+    assert merged.observed_at is not None
+    assert (
+        merged.observed_at.iloc[:base].isna().all()
+        and merged.observed_at.iloc[base:].tolist() == [1_000.0] * 2
+    )
+    assert caplog.messages == [
+        f"training data: {base} base rows + 2 feedback rows (3 new); feedback 3 used, 0 excluded"
+    ]
+
+
+def test_feedback_labelled_at_the_champions_creation_is_not_new(
+    mlflow_store: FileStore, config: Config, wine: Dataset
+) -> None:
+    trained_at = promote_champion(mlflow_store, config)
+    label(config, wine.features.iloc[:2] * 1.01, [0, 1], at=trained_at)  # at, and 1 ms after
+    assert with_feedback(wine, config, None).composition["new_rows"] == 1
+
+
+def test_the_champions_schema_is_looked_up_by_default(
+    mlflow_store: FileStore, config: Config, wine: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file store's versions carry no model files, so the one reader of a logged model's metadata
+    returns what a trained champion's MLmodel holds; the registry, the alias and the store are real."""
+    promote_champion(mlflow_store, config)
+    champion = narrowed(wine, "alcohol", float(wine.features["alcohol"].min()) + 0.01)
+    read: list[str] = []
+
+    def logged_schema(model_uri: str) -> FeatureSchema:
+        read.append(model_uri)
+        return champion
+
+    monkeypatch.setattr(registry, "logged_schema", logged_schema)
+    row = wine.features.iloc[:1].assign(alcohol=float(wine.features["alcohol"].max()))
+    label(config, row * 1.0, [0], at=1_000.0)
+    assert with_feedback(wine, config).composition["feedback_excluded"] == 1
+    assert read == [f"models:/{config.project.registered_model}@{config.project.champion_alias}"]
+    assert with_feedback(wine, config, None).composition["feedback_excluded"] == 0

@@ -16,6 +16,7 @@ from mlstack.quarantine import (
     EXCLUDED,
     PIPELINE_ACTOR,
     RESTORED,
+    Decision,
     QuarantineError,
     audit_entries,
     check_rows,
@@ -187,5 +188,124 @@ def test_operator_decisions_override_the_check_and_are_audited(tmp_path: Path) -
         # and an operator may change their mind: restoring p0 brings it back
         decide(store, "p0", RESTORED, "user:bob", "label re-checked")
         assert "p0" in set(check_rows(labelled_rows(store), SCHEMA, LABELS, decisions(store)).usable["id"])
+    finally:
+        store.dispose()
+
+
+# -- the exact verdicts: texts, order, counts (what `mlstack feedback list` and the stage line show) --
+
+
+def test_a_rows_shape_problem_names_the_missing_and_the_unknown_features() -> None:
+    without_alcohol: dict[object, object] = {k: v for k, v in TYPICAL.items() if k != "alcohol"}
+    odd_keys = {**without_alcohol, "colour": 1.0, 5: 2.0}  # a non-text key is named as text
+    assert problems(odd_keys)[0] == (
+        "schema",
+        "features missing ['alcohol']; unknown ['colour', '5']",
+    )
+    assert problems(without_alcohol)[0] == ("schema", "features missing ['alcohol']")
+    assert problems({**TYPICAL, "colour": 1.0}) == [("schema", "features unknown ['colour']")]
+    assert problems("not a mapping")[0] == ("schema", "logged features are not an object")
+
+
+@pytest.mark.parametrize("label", [True, 7, "1", None])
+def test_a_label_that_is_not_a_class_index_is_named_with_the_known_classes(label: object) -> None:
+    # True == 1 in Python: a JSON boolean must not pass as class 1
+    assert problems(TYPICAL, label) == [("unknown_label", f"label {label!r} is not a class (0, 1, 2)")]
+
+
+def operator(prediction_id: str, status: Any, kind: str = "operator") -> Decision:
+    return Decision(prediction_id, status, kind, "checked by hand", 1.0, "user:carol", 2.0)
+
+
+def test_every_row_is_decided_after_an_operator_exclusion_and_each_restore_is_counted() -> None:
+    out = {**TYPICAL, "alcohol": 1e6}
+    decided = {
+        "p0": operator("p0", EXCLUDED),
+        "p1": operator("p1", RESTORED, "out_of_range"),
+        "p2": operator("p2", RESTORED, "out_of_range"),
+    }
+    check = check_rows(rows(TYPICAL, out, out, TYPICAL), SCHEMA, LABELS, decided)
+    assert list(check.usable["id"]) == ["p1", "p2", "p3"]
+    assert check.restored == 2
+    assert [(e.prediction_id, e.kind) for e in check.excluded] == [("p0", "operator")]
+
+
+def test_the_summary_counts_each_kind_in_name_order() -> None:
+    out, inf = {**TYPICAL, "alcohol": 1e6}, {**TYPICAL, "ash": math.inf}
+    check = check_rows(rows(out, TYPICAL, inf, out), SCHEMA, LABELS)
+    assert check.counts_by_kind() == {"out_of_range": 2, "infinite": 1}
+    assert check.summary() == "1 used, 3 excluded (infinite 1, out_of_range 2)"
+    assert check_rows(rows(TYPICAL, TYPICAL), SCHEMA, LABELS).summary() == "2 used, 0 excluded"
+
+
+def test_the_pipeline_updates_a_changed_reason_keeps_operator_entries_and_checks_every_row(
+    tmp_path: Path,
+) -> None:
+    store = store_with_labels(
+        tmp_path,
+        {**TYPICAL, "ash": math.inf},  # p0: restored by an operator, still refused (structural)
+        {**TYPICAL, "alcohol": 1e6},  # p1
+        {**TYPICAL, "proline": 1e9},  # p2
+        TYPICAL,  # p3
+    )
+    try:
+        assert record_check(store, check_rows(labelled_rows(store), SCHEMA, LABELS), "run-1") == (3, 0)
+        decide(store, "p0", RESTORED, "user:alice", "sensor fixed")
+        before = decisions(store)
+        # p1 gets a second problem (a reason that changed); p2 stays as it was; p3 is now out of range
+        rows_now = labelled_rows(store)
+        for row in rows_now:
+            if row["id"] == "p1":
+                row["features"] = {**row["features"], "hue": 1e6}
+            if row["id"] == "p3":
+                row["features"] = {**row["features"], "magnesium": 1e9}
+        check = check_rows(rows_now, SCHEMA, LABELS, before)
+        assert record_check(store, check, "run-2") == (1, 0)
+        after = decisions(store)
+        assert after["p0"] == before["p0"]  # an operator's entry is never rewritten
+        assert after["p1"].reason == "alcohol: out of range (1000000.0); hue: out of range (1000000.0)"
+        assert after["p1"].decided_at >= before["p1"].decided_at and after["p1"].kind == "out_of_range"
+        assert after["p2"] == before["p2"]  # unchanged: not touched
+        assert after["p3"].decided_by == PIPELINE_ACTOR and after["p3"].kind == "out_of_range"
+    finally:
+        store.dispose()
+
+
+def test_every_row_that_passes_now_is_released(tmp_path: Path) -> None:
+    store = store_with_labels(tmp_path, {**TYPICAL, "alcohol": 1e6}, {**TYPICAL, "proline": 1e9})
+    try:
+        record_check(store, check_rows(labelled_rows(store), SCHEMA, LABELS), "run-1")
+        wide = FeatureSchema.from_dict(
+            {
+                **SCHEMA.to_dict(),
+                "features": [
+                    {**f, "maximum": 1e10} if f["name"] in ("alcohol", "proline") else f
+                    for f in SCHEMA.to_dict()["features"]
+                ],
+            }
+        )
+        assert record_check(store, check_rows(labelled_rows(store), wide, LABELS), "run-2") == (0, 2)
+        assert decisions(store) == {}
+    finally:
+        store.dispose()
+
+
+def test_an_operator_decision_sets_the_kind_and_is_audited_as_what_it_did(tmp_path: Path) -> None:
+    store = store_with_labels(tmp_path, TYPICAL, {**TYPICAL, "alcohol": 1e6})
+    try:
+        record_check(store, check_rows(labelled_rows(store), SCHEMA, LABELS), "run-1")
+        # excluding a row nobody quarantined, restoring a quarantined one, excluding it again
+        assert decide(store, "p0", EXCLUDED, "user:bob", "wrong label").kind == "operator"
+        assert decide(store, "p1", RESTORED, "user:bob", "confirmed").kind == "out_of_range"
+        assert decide(store, "p1", EXCLUDED, "user:bob", "on second thought").kind == "operator"
+        assert decide(store, "p0", RESTORED, "user:bob", "label fixed").kind == "operator"
+        trail = [(e["prediction_id"], e["action"], e["actor"]) for e in audit_entries(store)]
+        assert trail == [
+            ("p1", "quarantined", "pipeline"),
+            ("p0", "excluded", "user:bob"),
+            ("p1", "restored", "user:bob"),
+            ("p1", "excluded", "user:bob"),
+            ("p0", "restored", "user:bob"),
+        ]
     finally:
         store.dispose()
