@@ -200,8 +200,10 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         (_FEEDBACK, "with_feedback", before, after): "astype(None) is float64, as astype(float) is"
         for before, after in (
             (
-                'added_rows = extra[[*names, dataset.target_name]].assign(**{OBSERVED_AT: extra["ts"].astype(float)})',
-                'added_rows = extra[[*names, dataset.target_name]].assign(**{OBSERVED_AT: extra["ts"].astype(None)})',
+                "added_rows = extra[[*names, dataset.target_name]]"
+                '.assign(**{OBSERVED_AT: extra["ts"].astype(float)})',
+                "added_rows = extra[[*names, dataset.target_name]]"
+                '.assign(**{OBSERVED_AT: extra["ts"].astype(None)})',
             ),
             ('kept_ts = extra["feedback_ts"].astype(float)', 'kept_ts = extra["feedback_ts"].astype(None)'),
         )
