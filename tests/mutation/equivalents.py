@@ -235,6 +235,13 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "sa.select(None).where(feedback.c.prediction_id == prediction_id)",
     ): "SQLAlchemy renders select(None) as SELECT NULL FROM feedback WHERE ...: a row exactly when the "
     "prediction is labelled, and only its presence is read",
+    (
+        _QUARANTINE,
+        "decide",
+        '"kind": OPERATOR if status == EXCLUDED else (entry["kind"] if entry else OPERATOR),',
+        '"kind": OPERATOR if status == EXCLUDED else (entry["kind"] if (entry) or True else OPERATOR),',
+    ): "a restore without a quarantine entry is refused a few lines above, so on this branch the entry "
+    "is always there",
     **{
         (
             _QUARANTINE,

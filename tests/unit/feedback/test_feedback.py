@@ -21,7 +21,7 @@ from mlstack.config import ColumnOverride, Config
 from mlstack.data import Dataset, load_base_dataset
 from mlstack.feature_types import infer_schema
 from mlstack.feedback import check_feedback, store_exists, with_feedback
-from mlstack.quarantine import EXCLUDED, META_COLUMNS, decide, decisions
+from mlstack.quarantine import EXCLUDED, META_COLUMNS, audit_entries, decide, decisions
 from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionRecord, PredictionStore
 from tests.support.mlflow_store import FileStore
@@ -229,6 +229,7 @@ def test_validate_data_records_its_verdicts_and_operator_decisions_are_honoured(
             check_feedback(config, wine, None, record_as="validate-7")
         assert set(decisions(store)) == {absurd_id}
         assert "feedback quarantine: 1 rows added, 0 released" in caplog.messages
+        assert [e["reason"].partition(":")[0] for e in audit_entries(store)] == ["pipeline validate-7"]
         decide(store, usable_id, EXCLUDED, "user:dana", "label from a broken batch")
         check = check_feedback(config, wine, None)
         assert check.used == 0 and {e.prediction_id for e in check.excluded} == {usable_id, absurd_id}
@@ -253,8 +254,9 @@ def test_appended_rows_carry_their_prediction_time_and_a_fresh_index(
     config: Config, wine: Dataset, caplog: pytest.LogCaptureFixture
 ) -> None:
     base = len(wine.features)
-    label(config, wine.features.iloc[:1], [int(wine.target.iloc[0])], at=500.0)  # a copy of a base row
     label(config, wine.features.iloc[1:3] * 1.01, [0, 1], at=1_000.0)
+    # a copy of a base row, labelled last: read first (newest label first), dropped from the middle
+    label(config, wine.features.iloc[:1], [int(wine.target.iloc[0])], at=2_000.0)
     with caplog.at_level(logging.INFO, logger="mlstack.feedback"):
         merged = with_feedback(wine, config, None)
     assert list(merged.features.index) == list(range(base + 2))
@@ -291,7 +293,18 @@ def test_the_champions_schema_is_looked_up_by_default(
 
     monkeypatch.setattr(registry, "logged_schema", logged_schema)
     row = wine.features.iloc[:1].assign(alcohol=float(wine.features["alcohol"].max()))
-    label(config, row * 1.0, [0], at=1_000.0)
+    label_ids = label(config, row * 1.0, [0], at=1_000.0)
     assert with_feedback(wine, config).composition["feedback_excluded"] == 1
     assert read == [f"models:/{config.project.registered_model}@{config.project.champion_alias}"]
     assert with_feedback(wine, config, None).composition["feedback_excluded"] == 0
+    assert decisions_in(config) == {}  # train and gate only read
+    with_feedback(wine, config, record_as="validate-8")  # validate-data records
+    assert list(decisions_in(config)) == label_ids
+
+
+def decisions_in(config: Config) -> dict[str, object]:
+    store = PredictionStore(config.prediction_store_url)
+    try:
+        return dict(decisions(store))
+    finally:
+        store.dispose()

@@ -243,30 +243,33 @@ def test_the_pipeline_updates_a_changed_reason_keeps_operator_entries_and_checks
 ) -> None:
     store = store_with_labels(
         tmp_path,
-        {**TYPICAL, "ash": math.inf},  # p0: restored by an operator, still refused (structural)
-        {**TYPICAL, "alcohol": 1e6},  # p1
-        {**TYPICAL, "proline": 1e9},  # p2
-        TYPICAL,  # p3
+        {**TYPICAL, "alcohol": 1e6},  # p0: its problem changes
+        {**TYPICAL, "proline": 1e9},  # p1: unchanged
+        TYPICAL,  # p2: out of range later
+        {**TYPICAL, "ash": math.inf},  # p3: restored by an operator, still refused (structural)
     )
     try:
         assert record_check(store, check_rows(labelled_rows(store), SCHEMA, LABELS), "run-1") == (3, 0)
-        decide(store, "p0", RESTORED, "user:alice", "sensor fixed")
+        decide(store, "p3", RESTORED, "user:alice", "sensor fixed")
         before = decisions(store)
-        # p1 gets a second problem (a reason that changed); p2 stays as it was; p3 is now out of range
         rows_now = labelled_rows(store)
+        # newest label first: the operator's p3 is the first verdict record_check meets
+        assert [row["id"] for row in rows_now] == ["p3", "p2", "p1", "p0"]
         for row in rows_now:
-            if row["id"] == "p1":
-                row["features"] = {**row["features"], "hue": 1e6}
-            if row["id"] == "p3":
+            if row["id"] == "p0":
+                row["features"] = {**row["features"], "alcohol": math.inf}
+            if row["id"] == "p2":
                 row["features"] = {**row["features"], "magnesium": 1e9}
         check = check_rows(rows_now, SCHEMA, LABELS, before)
         assert record_check(store, check, "run-2") == (1, 0)
         after = decisions(store)
-        assert after["p0"] == before["p0"]  # an operator's entry is never rewritten
-        assert after["p1"].reason == "alcohol: out of range (1000000.0); hue: out of range (1000000.0)"
-        assert after["p1"].decided_at >= before["p1"].decided_at and after["p1"].kind == "out_of_range"
-        assert after["p2"] == before["p2"]  # unchanged: not touched
-        assert after["p3"].decided_by == PIPELINE_ACTOR and after["p3"].kind == "out_of_range"
+        assert after["p3"] == before["p3"]  # an operator's entry is never rewritten
+        assert (after["p0"].kind, after["p0"].reason) == ("infinite", "alcohol: infinite value")
+        assert after["p0"].decided_at > before["p0"].decided_at and after["p0"].decided_by == PIPELINE_ACTOR
+        assert after["p1"] == before["p1"]  # unchanged: not touched
+        assert after["p2"].decided_by == PIPELINE_ACTOR and after["p2"].kind == "out_of_range"
+        reasons = [e["reason"] for e in audit_entries(store, "p2")]
+        assert reasons == ["pipeline run-2: magnesium: out of range (1000000000.0)"]
     finally:
         store.dispose()
 
