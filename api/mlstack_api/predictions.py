@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlstack.store import PredictionRows
-from mlstack_api.model import ServedModel
+from mlstack_api.model import ModelInput, ServedModel
 
 _HEX_PER_ID = 32
 _RANDOM_HEX = 18  # 72 random bits per id, after the 48-bit millisecond timestamp
@@ -81,10 +81,10 @@ class Scored:
         )
 
 
-def score(model: ServedModel, matrix: np.ndarray) -> Scored:
-    """Run the model on a validated matrix; the label is the most probable class (both runtimes)."""
+def score(model: ServedModel, batch: ModelInput) -> Scored:
+    """Run the model on a validated batch; the label is the most probable class (both runtimes)."""
     now = time.time()
-    probabilities = model.predict_proba(matrix)
+    probabilities = model.predict_proba(batch)
     winners = probabilities.argmax(axis=1)
     labels = np.asarray(model.class_labels)[winners].tolist()
     return Scored(prediction_ids(len(winners), now), now, winners, labels, probabilities.tolist())

@@ -21,7 +21,7 @@ from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STATE_FEEDBACK
 from mlstack.prediction_log import LogRefused
 from mlstack_api.predictions import score
 from mlstack_api.state import ApiState
-from mlstack_api.validation import RequestError, decode_json, parse_instances
+from mlstack_api.validation import RequestError, decode_json, parse_instances, unknown_categories
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description=f"the token in ${ADMIN_TOKEN_ENV}")
@@ -112,10 +112,11 @@ async def predict(request: Request) -> Response:
     api = state.config.api
     try:
         payload = decode_json(await _read_body(request, api.max_body_bytes))
-        instances, matrix = parse_instances(payload, model.schema, api.max_batch)
+        instances, batch = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
-    scored = score(model, matrix)
+    unseen = unknown_categories(batch, model.schema)
+    scored = score(model, batch)
     writer = state.writer
     if writer is not None:
         try:  # acknowledged means stored: answer only once the rows' transaction committed
@@ -126,6 +127,8 @@ async def predict(request: Request) -> Response:
             return _error(503, refused.message, headers={"Retry-After": refused.retry_after})
     request.state.model_version = model.version
     state.metrics.observe_predictions(model, scored.class_counts(len(model.class_names)))
+    if unseen:
+        state.metrics.observe_unknown_categories(model, unseen)
     return _json({"predictions": scored.response_items(model), "model": model.info()})
 
 
