@@ -25,11 +25,11 @@ import requests
 from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlRun, SqlTag
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.tracking import MlflowClient
-from mlstack_exporter.window import read_window
 
 from mlstack.config import Config, DataConfig, load_config
 from mlstack.data import load_base_dataset
 from mlstack.drift import MAX_CURRENT_ROWS, compute_drift, write_html_report
+from mlstack.drift_report import read_window
 from mlstack.registry import move_alias
 from mlstack.store import PredictionRecord, PredictionStore
 from tests.support.mlflow_server import MlflowServer

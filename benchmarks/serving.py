@@ -35,7 +35,7 @@ from tests.support.pipeline import isolated_config, run_training
 SKLEARN_ALIAS = "bench-sklearn"  # same model as the champion, tagged so the predictor must use sklearn
 BATCH_ROWS = 100
 START_TIMEOUT_S = 240.0
-PREDICTOR_APP = "mlstack_api.main:app"  # the ASGI app in the local runtime's api_command
+PREDICTOR_APP = "mlstack_api.main:app"  # the ASGI app in the local runtime's api_command (`--app`)
 
 
 @dataclass
@@ -118,10 +118,10 @@ def trained_registry(workdir: Path) -> Iterator[BenchRegistry]:
         champion = {
             "name": name,
             "version": str(champ.version),
-            "candidate": (champ.tags or {}).get(TAG_CANDIDATE, candidate["name"]),
+            "candidate": (champ.tags or {}).get(TAG_CANDIDATE, candidate.name),
             "onnx_parity": (champ.tags or {}).get(TAG_ONNX_PARITY),
             "run_id": champ.run_id,
-            "training_timings_s": {k: round(v, 2) for k, v in candidate.get("timings", {}).items()},
+            "training_timings_s": {k: round(v, 2) for k, v in candidate.timings.items()},
         }
         yield BenchRegistry(
             server, workdir, name, champion, str(fallback.version), config.project.champion_alias

@@ -255,6 +255,8 @@ CONTAINER_PORTS: Final[Mapping[Service, int]] = {
 """Each service's port inside its container; the default host port on 127.0.0.1 is the same number."""
 # The HTTP services the pipeline deploys or checks (PostgreSQL and Jenkins are not its business).
 HTTP_SERVICES: Final[tuple[Service, ...]] = (MLFLOW, API, EXPORTER, PROMETHEUS, ALERTMANAGER, GRAFANA)
+# The predictor's ASGI app (`python -m mlstack_api --app`; uvicorn imports it in every worker).
+PREDICTOR_APP: Final = "mlstack_api.main:app"
 # The local CT trigger (Alertmanager's webhook receiver; not a container).
 TRIGGER_PORT: Final = 9095
 LOOPBACK: Final = "127.0.0.1"

@@ -11,9 +11,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import mlflow
 import pandas as pd
@@ -31,11 +30,12 @@ from mlstack.contract import (
 )
 from mlstack.ct import retrain_policy
 from mlstack.data import Dataset, load_base_dataset, split
+from mlstack.data_validation import ensure_valid
+from mlstack.deployment import Runtime
 from mlstack.gate import GateDecision, decide
-from mlstack.runtime.base import Runtime
 from mlstack.schema import FeatureSchema
-from mlstack.train import CandidateResult, evaluate, train_all
-from mlstack.validation import ensure_valid
+from mlstack.state import CandidateResult, PipelineState
+from mlstack.train import evaluate, train_all
 
 log = logging.getLogger(__name__)
 
@@ -63,28 +63,6 @@ class Options:
     skip_training: bool = False
     rollback_to: str | None = None
     approve: bool = False
-
-
-@dataclass
-class PipelineState:
-    """What the stages of one pipeline run hand to each other (persisted between `stage` calls)."""
-
-    pipeline_id: str
-    trigger: str
-    started_at: float = field(default_factory=time.time)
-    data_hash: str | None = None
-    composition: dict[str, Any] = field(default_factory=dict)
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    failed_candidates: dict[str, str] = field(default_factory=dict)  # name -> error
-    registered_version: str | None = None
-    gate: dict[str, Any] | None = None
-    previous_champion: str | None = None
-    promoted: bool = False
-    awaiting_approval: bool = False
-    skipped: str | None = None
-    rolled_back: bool = False
-    timings: dict[str, float] = field(default_factory=dict)
-    results: dict[str, str] = field(default_factory=dict)
 
 
 def git_sha() -> str:
@@ -146,7 +124,7 @@ class Pipeline:
     def _load_or_new_state(self, fresh: bool) -> PipelineState:
         wanted = self.options.build_id
         if not fresh and self.state_path.exists():
-            stored = PipelineState(**json.loads(self.state_path.read_text()))
+            stored = PipelineState.load(self.state_path)
             if wanted is None or stored.pipeline_id == wanted:
                 return stored
         return PipelineState(pipeline_id=wanted or uuid.uuid4().hex[:12], trigger=self.options.trigger)
@@ -157,8 +135,7 @@ class Pipeline:
         self._save()
 
     def _save(self) -> None:
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps(asdict(self.state), indent=2))
+        self.state.save(self.state_path)
 
     @property
     def model_name(self) -> str:
@@ -240,7 +217,7 @@ class Pipeline:
                 mlflow.log_metric("duration_s", duration)
                 for stage, seconds in self.state.timings.items():
                     mlflow.log_metric(f"stage_{stage.replace('-', '_')}_s", seconds)
-                mlflow.log_dict(asdict(self.state), contract.PIPELINE_STATE_ARTIFACT)
+                mlflow.log_dict(self.state.to_dict(), contract.PIPELINE_STATE_ARTIFACT)
         except Exception as exc:
             log.warning("could not record the pipeline run in MLflow: %s", exc)
 
@@ -265,13 +242,7 @@ class Pipeline:
 
     def champion_schema(self) -> FeatureSchema | None:
         """The champion's feature schema, or None before the first promotion."""
-        champ = registry.champion_version(self.client, self.config)
-        if champ is None:
-            return None
-        uri = f"models:/{self.model_name}@{self.config.project.champion_alias}"
-        metadata = mlflow.models.get_model_info(uri).metadata or {}
-        key = contract.METADATA_FEATURE_SCHEMA
-        return FeatureSchema.from_dict(metadata[key]) if key in metadata else None
+        return registry.champion_schema(self.client, self.config)
 
     def load_dataset(self) -> Dataset:
         """Base data plus labelled feedback (when configured), deduplicated."""
@@ -310,7 +281,7 @@ class Pipeline:
         composition = {f"{contract.DATA_TAG_PREFIX}{k}": str(v) for k, v in dataset.composition.items()}
         tags = {**self.lineage_tags(), **composition}
         outcome = train_all(self.config, dataset, split(dataset, self.config), tags)
-        self.state.candidates = [asdict(r) for r in outcome.results]
+        self.state.candidates = list(outcome.results)
         self.state.failed_candidates = dict(outcome.failures)
         metric = self.config.training.primary_metric
         trained = [f"{r.name} {metric}={r.score(metric):.4f}" for r in outcome.results]
@@ -320,7 +291,7 @@ class Pipeline:
     def _best(self) -> CandidateResult:
         if not self.state.candidates:
             raise RuntimeError("no trained candidates in this pipeline run; run the train stage first")
-        return CandidateResult(**self.state.candidates[0])
+        return self.state.candidates[0]
 
     def register(self) -> str:
         if reason := self._training_off():
@@ -359,13 +330,13 @@ class Pipeline:
 
         The test rows are typed by the model's own feature schema, as the predictor would send them.
         """
-        uri = f"models:/{self.model_name}@{alias}"
+        uri = registry.alias_uri(self.config, alias)
         model = mlflow.sklearn.load_model(uri)
-        metadata = mlflow.models.get_model_info(uri).metadata or {}
+        schema = registry.logged_schema(uri)
         data_split = split(dataset, self.config)
         x_test = data_split.x_test
-        if contract.METADATA_FEATURE_SCHEMA in metadata:
-            x_test = FeatureSchema.from_dict(metadata[contract.METADATA_FEATURE_SCHEMA]).model_frame(x_test)
+        if schema is not None:
+            x_test = schema.model_frame(x_test)
         return evaluate(model, x_test, data_split.y_test)[self.config.training.primary_metric]
 
     def gate(self) -> str:
@@ -412,7 +383,7 @@ class Pipeline:
         )
 
     def _record_gate(self, decision: GateDecision) -> None:
-        self.state.gate = decision.to_dict()
+        self.state.gate = decision
         self.reports_dir.mkdir(parents=True, exist_ok=True)
         report = {**decision.to_dict(), "pipeline_id": self.state.pipeline_id, "trigger": self.state.trigger}
         (self.config.state_dir / contract.STATE_GATE_REPORT).write_text(json.dumps(report, indent=2))
@@ -445,7 +416,7 @@ class Pipeline:
     def approve(self) -> str:
         if reason := self._training_off():
             return f"skipped: {reason}"
-        if not self.state.gate or not self.state.gate["promote"]:
+        if not self.state.gate or not self.state.gate.promote:
             return "nothing to approve: the gate kept the champion"
         if not self.config.gate.require_approval:
             return "approval not required"
@@ -474,12 +445,12 @@ class Pipeline:
             return f"skipped: {reason}"
         if self.state.awaiting_approval:
             return "skipped: awaiting approval"
-        if not self.state.gate or not self.state.gate["promote"]:
+        if not self.state.gate or not self.state.gate.promote:
             return "champion unchanged (gate)"
         champ = registry.champion_version(self.client, self.config)
         self.state.previous_champion = champ.version if champ else None
         version = self.state.registered_version or ""
-        reason_text = f"pipeline {self.state.pipeline_id} ({self.state.trigger}): {self.state.gate['reason']}"
+        reason_text = f"pipeline {self.state.pipeline_id} ({self.state.trigger}): {self.state.gate.reason}"
         registry.move_alias(
             self.client, self.model_name, self.config.project.champion_alias, version, reason_text
         )
@@ -534,13 +505,13 @@ def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
     """The candidates table for the end-of-run summary: scores, the serving runtime and why, failures."""
     rows = [
         {
-            "candidate": c["name"],
-            metric: f"{c['metrics'][metric]:.4f}",
-            "accuracy": f"{c['metrics']['accuracy']:.4f}",
-            "runtime": "onnx" if c["onnx_parity"] == contract.ONNX_PASSED else "sklearn",
-            "onnx": c["onnx_parity"],
-            "why": _short(c.get("onnx_detail", "")),
-            "run_id": c["run_id"][:8],
+            "candidate": c.name,
+            metric: f"{c.score(metric):.4f}",
+            "accuracy": f"{c.score('accuracy'):.4f}",
+            "runtime": "onnx" if c.onnx_parity == contract.ONNX_PASSED else "sklearn",
+            "onnx": c.onnx_parity,
+            "why": _short(c.onnx_detail),
+            "run_id": c.run_id[:8],
         }
         for c in state.candidates
     ]

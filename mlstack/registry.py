@@ -8,12 +8,14 @@ import os
 import time
 from dataclasses import asdict, dataclass
 
+import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from mlstack.config import Config
 from mlstack.contract import ALIAS_HISTORY_TAG_PREFIX, APPROVED_BY_ENV, BUILD_TAG_ENV
+from mlstack.schema import FeatureSchema
 
 
 class RegistryError(RuntimeError):
@@ -33,9 +35,45 @@ class AliasMove:
     reason: str
 
 
+# MLflow's client retries a failed request for minutes by default. The services (the predictor's
+# model watcher, the exporter's refreshers) retry on their own schedule, so their client fails fast;
+# a value set in the environment wins.
+FAIL_FAST_CLIENT_ENV: dict[str, str] = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def configure_fail_fast_client(tracking_uri: str | None = None) -> None:
+    """Make this process's MLflow client fail fast (see FAIL_FAST_CLIENT_ENV) and point it at the server."""
+    for key, value in FAIL_FAST_CLIENT_ENV.items():
+        os.environ.setdefault(key, value)
+    if tracking_uri is not None:
+        mlflow.set_tracking_uri(tracking_uri)
+
+
 def make_client(config: Config) -> MlflowClient:
     """A client for the configured tracking server (also used as registry)."""
     return MlflowClient(tracking_uri=config.mlflow.tracking_uri, registry_uri=config.mlflow.tracking_uri)
+
+
+def alias_uri(config: Config, alias: str) -> str:
+    """`models:/<registered model>@<alias>`: how a model is loaded by alias."""
+    return f"models:/{config.project.registered_model}@{alias}"
+
+
+def logged_schema(model_uri: str) -> FeatureSchema | None:
+    """The feature schema logged in a model's metadata (None for a model logged without one)."""
+    return FeatureSchema.from_model_metadata(mlflow.models.get_model_info(model_uri).metadata)
+
+
+def champion_schema(client: MlflowClient, config: Config) -> FeatureSchema | None:
+    """The champion's feature schema (from its model metadata), or None before the first promotion."""
+    if champion_version(client, config) is None:
+        return None
+    mlflow.set_tracking_uri(config.mlflow.tracking_uri)
+    return logged_schema(alias_uri(config, config.project.champion_alias))
 
 
 def actor() -> str:

@@ -159,7 +159,7 @@ class TrafficGenerator:
 
     def plausibility_warning(self) -> str | None:
         """A note when the shift leaves the band validate-data accepts (the retrain would be refused)."""
-        from mlstack.validation import RANGE_SLACK
+        from mlstack.data_validation import RANGE_SLACK
 
         with np.errstate(all="ignore"):
             span = np.nanmax(self.values, axis=0) - np.nanmin(self.values, axis=0)

@@ -40,6 +40,7 @@ from mlstack.estimators import CandidateError, build_candidate
 from mlstack.feature_types import infer_schema
 from mlstack.preprocessing import onnx_feeds, onnx_initial_types, onnx_ready_copy, register_onnx_converters
 from mlstack.schema import UNKNOWN_ERROR, FeatureSchema, FeatureSpec
+from mlstack.state import CandidateResult
 
 log = logging.getLogger(__name__)
 # cloudpickle is chosen on purpose (skops refuses untrusted tree types on load); the models we load
@@ -50,22 +51,6 @@ warnings.filterwarnings("ignore", message="Saving scikit-learn models in the pic
 ONNX_OPSETS = {"": 17, "ai.onnx.ml": 3}
 REASON_CHARS = 300  # a conversion error is recorded up to this length (a run tag; MLflow allows 5000)
 UNSEEN_CATEGORY = "__mlstack_unseen_category__"  # probes how a fitted pipeline treats unknown categories
-
-
-@dataclass
-class CandidateResult:
-    """One trained candidate and where it lives in MLflow."""
-
-    name: str
-    run_id: str
-    model_uri: str
-    metrics: dict[str, float]
-    onnx_parity: OnnxParity
-    timings: dict[str, float] = field(default_factory=dict)
-    onnx_detail: str = ""  # why the candidate serves with ONNX Runtime or with sklearn
-
-    def score(self, metric: str) -> float:
-        return self.metrics[metric]
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""The mlstack predictor: a FastAPI service; uvicorn serves `mlstack_api.main:app`."""
+"""The mlstack predictor: a FastAPI service (`python -m mlstack_api` serves `mlstack_api.main:app`)."""

@@ -17,9 +17,8 @@ import tempfile
 from pathlib import Path
 
 from mlstack.config import load_config, parse_set_options
-from mlstack.contract import CONFIG_ENV, PROMETHEUS_MULTIPROC_DIR_ENV, config_env_var
+from mlstack.contract import CONFIG_ENV, LOOPBACK, PREDICTOR_APP, PROMETHEUS_MULTIPROC_DIR_ENV, config_env_var
 
-DEFAULT_APP = "mlstack_api.main:app"
 CGROUP_V2_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 CGROUP_V1_QUOTA = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
 CGROUP_V1_PERIOD = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
@@ -74,7 +73,7 @@ def prepare_metrics_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mlstack_api", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 in a container)")
+    parser.add_argument("--host", default=LOOPBACK, help="bind address (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=None, help="default: services.api_port")
     parser.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: api.workers, else one per CPU)"
@@ -85,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument(
         "--app",
-        default=DEFAULT_APP,
+        default=PREDICTOR_APP,
         help="ASGI app import string (benchmarks: a bare app on the same server)",
     )
     args = parser.parse_args(argv)

@@ -20,9 +20,9 @@ from mlstack.config import Config, load_config
 from mlstack.logs import configure_package_logging
 from mlstack_api.metrics import RequestMetricsMiddleware
 from mlstack_api.model import ServedModel
+from mlstack_api.request_validation import openapi_components
 from mlstack_api.routes import Refused, refused_response, router
 from mlstack_api.state import ApiState, admin_token_from_env, feedback_token_from_env
-from mlstack_api.validation import openapi_components
 
 log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"

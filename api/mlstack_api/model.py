@@ -7,7 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import mlflow
 import numpy as np
@@ -22,10 +22,10 @@ from mlstack.schema import FeatureSchema
 
 log = logging.getLogger(__name__)
 
-Runtime = Literal["onnx", "sklearn"]
+InferenceRuntime = Literal["onnx", "sklearn"]  # how a version is served (not a deployment runtime)
 # A validated batch as the model takes it: a float matrix in feature order for a schema of required
 # numbers (the fast path), else the model frame (`FeatureSchema.model_frame`: float64 and category text).
-ModelInput = np.ndarray | pd.DataFrame
+ModelInput: TypeAlias = np.ndarray | pd.DataFrame
 ProbaFn = Callable[[ModelInput], np.ndarray]
 
 
@@ -41,7 +41,7 @@ class ServedModel:
     version: str
     alias: str
     run_id: str
-    runtime: Runtime
+    runtime: InferenceRuntime
     schema: FeatureSchema
     predict_proba: ProbaFn = field(repr=False)
     loaded_at: float
@@ -76,11 +76,12 @@ def onnx_artifact_path(version: ModelVersion) -> str | None:
     return tags.get(TAG_ONNX_ARTIFACT) or None
 
 
-def onnx_predict_proba(model_path: str, schema: FeatureSchema) -> ProbaFn:
+def onnx_predict_proba(model_path: str, schema: FeatureSchema | None = None) -> ProbaFn:
     """Probabilities from an ONNX Runtime session (single-threaded: requests are tiny).
 
     A model with one input takes the feature matrix (numbers only); a model with one input per
-    feature takes columns: float32 numbers (NaN = missing) and strings ("" = missing).
+    feature takes columns: float32 numbers (NaN = missing) and strings ("" = missing), and needs
+    the schema to build them.
     """
     import onnxruntime as ort
 
@@ -98,20 +99,20 @@ def onnx_predict_proba(model_path: str, schema: FeatureSchema) -> ProbaFn:
     proba_names = [o.name for o in outputs if "prob" in o.name.lower()]
     proba_name = proba_names[0] if proba_names else outputs[-1].name
     run = session.run
-    per_column = len(inputs) > 1
-    if per_column and {i.name for i in inputs} != set(schema.feature_names):
+    per_column: FeatureSchema | None = None  # the schema, when the model takes one input per feature
+    if len(inputs) > 1:
+        per_column = schema
+    if len(inputs) > 1 and (schema is None or {i.name for i in inputs} != set(schema.feature_names)):
         raise ModelLoadError(
-            f"the ONNX model's inputs {[i.name for i in inputs]} are not the features {schema.feature_names}"
+            f"the ONNX model's inputs {[i.name for i in inputs]} are not the features "
+            f"{schema.feature_names if schema else '(no schema given)'}"
         )
 
     def predict_proba(batch: ModelInput) -> np.ndarray:
-        if per_column:
-            frame = (
-                batch
-                if isinstance(batch, pd.DataFrame)
-                else pd.DataFrame(batch, columns=schema.feature_names)
-            )
-            feeds = onnx_feeds(frame, schema)
+        if per_column is not None:
+            names = per_column.feature_names
+            frame = batch if isinstance(batch, pd.DataFrame) else pd.DataFrame(batch, columns=names)
+            feeds = onnx_feeds(frame, per_column)
         else:
             matrix = batch.to_numpy(dtype=np.float64) if isinstance(batch, pd.DataFrame) else batch
             feeds = {input_name: matrix.astype(dtype, copy=False)}
@@ -169,14 +170,15 @@ def load_version(
     except Exception as exc:
         raise ModelLoadError(f"{uri}: cannot read model metadata: {exc}") from exc
     key = contract.METADATA_FEATURE_SCHEMA
-    if key not in metadata:
-        raise ModelLoadError(f"{uri}: model metadata has no '{key}'; was it logged by mlstack?")
     try:
-        schema = FeatureSchema.from_dict(metadata[key])
+        found = FeatureSchema.from_model_metadata(metadata)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{uri}: invalid {key} in metadata: {exc}") from exc
+    if found is None:
+        raise ModelLoadError(f"{uri}: model metadata has no '{key}'; was it logged by mlstack?")
+    schema = found
 
-    runtime: Runtime = "sklearn"
+    runtime: InferenceRuntime = "sklearn"
     predict_proba: ProbaFn | None = None
     artifact = onnx_artifact_path(version) if prefer_onnx else None
     if artifact and version.run_id:

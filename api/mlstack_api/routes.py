@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
 from mlstack.prediction_log import LogRefused
 from mlstack_api.predictions import score
+from mlstack_api.request_validation import RequestError, decode_json, parse_instances, unknown_categories
 from mlstack_api.state import ApiState
-from mlstack_api.validation import RequestError, decode_json, parse_instances, unknown_categories
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description=f"the token in ${ADMIN_TOKEN_ENV}")

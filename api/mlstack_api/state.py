@@ -12,10 +12,11 @@ from mlflow import MlflowClient
 from mlstack.config import Config
 from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV
 from mlstack.prediction_log import PredictionLogWriter
+from mlstack.registry import configure_fail_fast_client
 from mlstack.store import PredictionStore
 from mlstack_api.metrics import NO_MODEL, ApiMetrics
 from mlstack_api.model import ServedModel
-from mlstack_api.watcher import ModelWatcher, configure_mlflow_client
+from mlstack_api.watcher import ModelWatcher
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class ApiState:
                 "prediction log disabled (prediction_store.enabled=false): no drift, feedback or CT data"
             )
         if self.fixed_model is None:
-            configure_mlflow_client(self.config.mlflow.tracking_uri)
+            configure_fail_fast_client(self.config.mlflow.tracking_uri)
             project = self.config.project
             self.watcher = ModelWatcher(
                 MlflowClient(tracking_uri=self.config.mlflow.tracking_uri),

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import mlflow
 from mlflow import MlflowClient
 
 from mlstack_api.model import ServedModel, load_version
@@ -19,22 +17,8 @@ log = logging.getLogger(__name__)
 
 ReloadResult = Literal["success", "failure", "unchanged"]
 
-#: The watcher retries on its own schedule, so MLflow's client must fail fast instead of
-#: retrying for minutes; a user-set value wins.
-MLFLOW_CLIENT_ENV = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
 STARTUP_BACKOFF_INITIAL_S = 0.5
 FAILED_VERSION_BACKOFF_MAX_S = 60.0
-
-
-def configure_mlflow_client(tracking_uri: str) -> None:
-    """Point this process's MLflow client at the server and make it fail fast."""
-    for key, value in MLFLOW_CLIENT_ENV.items():
-        os.environ.setdefault(key, value)
-    mlflow.set_tracking_uri(tracking_uri)
 
 
 @dataclass

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from mlstack.config import Config, load_config, parse_set_options
 from mlstack.logs import configure_logging
-
-# The exporter's MLflow calls run in background threads; they should fail fast so staleness
-# shows within a refresh or two instead of after MLflow's default minutes of retries.
-MLFLOW_FAIL_FAST = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-}
+from mlstack.registry import configure_fail_fast_client
 
 
 class ExporterServer(BaseApplication):
@@ -65,8 +57,9 @@ def main(argv: list[str] | None = None) -> None:
         config = load_config(args.config, parse_set_options(args.set))
     except (OSError, ValueError) as exc:
         parser.error(str(exc))
-    for key, value in MLFLOW_FAIL_FAST.items():
-        os.environ.setdefault(key, value)
+    # Refreshes run in background threads: fail fast, so an MLflow outage shows as staleness
+    # within a refresh or two instead of after MLflow's default minutes of retries.
+    configure_fail_fast_client()
     configure_logging()
     port = args.port if args.port is not None else config.services.exporter_port
     ExporterServer(config, args.host, port, args.threads).run()

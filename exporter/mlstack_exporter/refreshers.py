@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -20,14 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from mlstack import contract
 from mlstack.config import Config
-from mlstack.contract import REFERENCE_ARTIFACT
-from mlstack.drift import (
-    MAX_CURRENT_ROWS,
-    PREDICTION_COLUMN,
-    compute_drift,
-    write_html_report,
-    write_placeholder_report,
-)
+from mlstack.drift_report import download_reference, read_window, write_report
 from mlstack.registry import history
 from mlstack.store import PredictionStore
 from mlstack_exporter.runs import PAGE_SIZE, RunCounter
@@ -42,7 +33,6 @@ from mlstack_exporter.state import (
     VersionAccuracy,
     VersionInfo,
 )
-from mlstack_exporter.window import read_window
 
 log = logging.getLogger(__name__)
 
@@ -249,45 +239,23 @@ class DriftRefresher:
             return cached
         if not version.run_id:
             raise RuntimeError(f"model version {version.version} has no run, so no drift reference")
-        with tempfile.TemporaryDirectory(prefix="mlstack-reference-") as tmp:
-            local = Path(self.client.download_artifacts(version.run_id, REFERENCE_ARTIFACT, tmp))
-            frame = pd.read_parquet(local)
-            digest = hashlib.sha256(local.read_bytes()).hexdigest()[:16]
+        frame, digest = download_reference(self.client, version.run_id)
         ref_hash = version.tags.get(contract.TAG_DATA_HASH) or digest
         self._references = {version.version: (frame, ref_hash)}  # keep only the current champion's
         return frame, ref_hash
 
     def refresh(self) -> DriftSnapshot:
-        settings = self.config.exporter
         version = self.champion()
         if version is None:
-            write_placeholder_report(
-                self.report_path, "Drift: no champion", "No model has the champion alias yet."
-            )
-            return DriftSnapshot(
-                "no_champion", 0, settings.drift_min_rows, None, None, None, None, time.time()
-            )
+            report = write_report(self.config, self.report_path, None, None, None)
+            return DriftSnapshot(report.status, 0, report.min_rows, None, None, None, None, time.time())
         reference, ref_hash = self.reference(version)
-        window = read_window(self.store, settings.drift_window, MAX_CURRENT_ROWS)
-        rows = window.rows
-        if rows < settings.drift_min_rows:
-            write_placeholder_report(
-                self.report_path,
-                "Drift: insufficient data",
-                f"{rows} logged predictions in the window; at least {settings.drift_min_rows} are needed "
-                f"(exporter.drift_min_rows). Reference: model version {version.version}.",
-            )
-            return DriftSnapshot(
-                "insufficient_data", rows, settings.drift_min_rows, version.version, ref_hash, None,
-                str(self.report_path), time.time(),
-            )  # fmt: skip
-        features = [c for c in reference.columns if c != PREDICTION_COLUMN]
-        threshold = self.config.monitoring.drift_share_threshold
-        result = compute_drift(reference, window.frame, features, threshold)
-        write_html_report(result, self.report_path)
+        window = read_window(self.store, self.config.exporter.drift_window)
+        report = write_report(self.config, self.report_path, version.version, reference, window)
+        result = dataclasses.replace(report.result, snapshot=None) if report.result else None
         return DriftSnapshot(
-            "ok", rows, settings.drift_min_rows, version.version, ref_hash,
-            dataclasses.replace(result, snapshot=None), str(self.report_path), time.time(),
+            report.status, report.rows, report.min_rows, version.version, ref_hash, result,
+            str(self.report_path), time.time(),
         )  # fmt: skip
 
 

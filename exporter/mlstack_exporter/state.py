@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mlstack.drift import DriftResult
+from mlstack.drift_report import DriftStatus
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,6 @@ class RunsSnapshot:
 
     experiment_runs: dict[str, int]
     taken_at: float
-
-
-DriftStatus = Literal["ok", "insufficient_data", "no_champion"]
 
 
 @dataclass(frozen=True)

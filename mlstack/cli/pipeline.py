@@ -23,8 +23,8 @@ from mlstack.contract import EXIT_LOCKED, STAGES, Stage
 from mlstack.logs import configure_logging
 
 if TYPE_CHECKING:
+    from mlstack.deployment import Runtime
     from mlstack.pipeline import Pipeline
-    from mlstack.runtime.base import Runtime
 
 
 def make_runtime(name: str, config: Config) -> Runtime:
@@ -64,7 +64,7 @@ def _print_plan(ordered: Sequence[Stage], settings: RunSettings, config: Config)
 
 def _print_kubectl_plan(ordered: Sequence[Stage], config: Config) -> None:
     """The exact kubectl commands each stage would run (the k8s runtime's contract, tested)."""
-    from mlstack.runtime.base import RuntimeError_
+    from mlstack.deployment import RuntimeActionError
     from mlstack.runtime.k8s import K8sRuntime
 
     runtime = K8sRuntime(config)
@@ -75,7 +75,7 @@ def _print_kubectl_plan(ordered: Sequence[Stage], config: Config) -> None:
         for stage in ordered:
             for command in runtime.plan(stage, config):
                 typer.echo(f"  {stage}: {shlex.join(command)}")
-    except RuntimeError_ as exc:
+    except RuntimeActionError as exc:
         fail(str(exc))
 
 
@@ -136,8 +136,8 @@ def print_summary(pipeline: Pipeline, config: Config, seconds: float) -> None:
         typer.echo("\ncandidates:")
         typer.echo(summary_frame(state, config.training.primary_metric).to_string(index=False))
     if state.gate:
-        verdict = "promote" if state.gate["promote"] else "keep champion"
-        typer.echo(f"\ngate: {verdict}: {state.gate['reason']}")
+        verdict = "promote" if state.gate.promote else "keep champion"
+        typer.echo(f"\ngate: {verdict}: {state.gate.reason}")
     if state.skipped:
         typer.echo(f"\nskipped: {state.skipped}")
     try:

@@ -25,7 +25,7 @@ from mlstack.contract import (
     HTTP_SERVICES,
     REQUIRED_SECRETS,
 )
-from mlstack.runtime.base import RuntimeError_
+from mlstack.deployment import RuntimeActionError
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,9 @@ def compose_command() -> list[str]:
     legacy = shutil.which("docker-compose")
     if legacy:
         return [legacy]
-    raise RuntimeError_("neither `docker compose` nor `docker-compose` is installed (docs/containers.md)")
+    raise RuntimeActionError(
+        "neither `docker compose` nor `docker-compose` is installed (docs/containers.md)"
+    )
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -147,7 +149,9 @@ class ComposeRuntime:
             exclude = [n.strip() for n in os.environ.get(COMPOSE_EXCLUDE_ENV, "").split(",") if n.strip()]
         unknown = sorted(set(exclude) - OPTIONAL_SERVICES)
         if unknown:
-            raise RuntimeError_(f"cannot exclude {unknown}: only {sorted(OPTIONAL_SERVICES)} are optional")
+            raise RuntimeActionError(
+                f"cannot exclude {unknown}: only {sorted(OPTIONAL_SERVICES)} are optional"
+            )
         self.exclude = frozenset(exclude)
         self.extra_env = dict(extra_env or {})
         self.in_network = os.environ.get(COMPOSE_IN_NETWORK_ENV, "").lower() in {"1", "true", "yes"}
@@ -170,7 +174,7 @@ class ComposeRuntime:
     def compose(
         self, config: Config, *args: str, profiles: Sequence[str] = (), check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        """Run one compose command for this project; raise RuntimeError_ with its output on failure."""
+        """Run one compose command for this project; raise RuntimeActionError with its output on failure."""
         command = [*self.compose_args(*profiles), *args]
         env = {**os.environ, **port_env(config), **self.extra_env}
         log.info("compose: %s", " ".join(args))
@@ -179,7 +183,7 @@ class ComposeRuntime:
         )
         if check and result.returncode != 0:
             output = (result.stdout + result.stderr).strip().splitlines()
-            raise RuntimeError_(
+            raise RuntimeActionError(
                 f"`compose {' '.join(args)}` failed (exit {result.returncode}):\n" + "\n".join(output[-40:])
             )
         return result
@@ -194,7 +198,7 @@ class ComposeRuntime:
                 self._docker = docker.from_env()
                 self._docker.ping()
             except Exception as exc:
-                raise RuntimeError_(f"no Docker engine reachable: {exc}") from exc
+                raise RuntimeActionError(f"no Docker engine reachable: {exc}") from exc
         return self._docker
 
     def containers(self, service: str | None = None) -> list[Any]:
@@ -245,7 +249,7 @@ class ComposeRuntime:
             url = urls[check.service] + check.path
             last = self._wait_http(url, check.ok, deadline)
             if last is not None:
-                raise RuntimeError_(
+                raise RuntimeActionError(
                     f"{check.service}: {url} not healthy after {timeout:.0f}s ({last})\n"
                     + self.logs(check.service)
                 )
@@ -305,13 +309,13 @@ class ComposeRuntime:
                 if states[service] in {"healthy", "running"}:
                     pending.remove(service)
                 elif states[service] in {"exited", "dead"}:
-                    raise RuntimeError_(f"{service} is {states[service]}:\n{self.logs(service)}")
+                    raise RuntimeActionError(f"{service} is {states[service]}:\n{self.logs(service)}")
                 # "unhealthy" may still recover (a slow start on a busy machine): wait it out.
             if pending:
                 time.sleep(1.0)
         if pending:
             details = "\n".join(f"{s}: {states.get(s)}\n{self.logs(s)}" for s in pending)
-            raise RuntimeError_(f"not healthy after {timeout:.0f}s: {pending}\n{details}")
+            raise RuntimeActionError(f"not healthy after {timeout:.0f}s: {pending}\n{details}")
         return {s: "healthy" for s in services}
 
     def _container_state(self, service: str) -> str:

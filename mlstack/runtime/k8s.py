@@ -35,8 +35,8 @@ from mlstack.contract import (
     Service,
     Stage,
 )
+from mlstack.deployment import RuntimeActionError
 from mlstack.monitoring.endpoints import K8S_MONITORING_DIR
-from mlstack.runtime.base import RuntimeError_
 from mlstack.runtime.compose import PROJECT_IMAGES, host_ports
 
 log = logging.getLogger(__name__)
@@ -272,7 +272,9 @@ class K8sRuntime:
         docs = [doc for doc in yaml.safe_load_all(rendered) if doc]
         namespaces = {d["metadata"]["namespace"] for d in docs if "namespace" in d["metadata"]}
         if len(namespaces) != 1:
-            raise RuntimeError_(f"overlay {self.overlay} spans namespaces {sorted(namespaces)}; expected one")
+            raise RuntimeActionError(
+                f"overlay {self.overlay} spans namespaces {sorted(namespaces)}; expected one"
+            )
         found = [
             Workload(doc["kind"], doc["metadata"]["name"], doc["metadata"]["labels"][COMPONENT_LABEL])
             for doc in docs
@@ -332,7 +334,7 @@ class K8sRuntime:
             url = urls[check.service] + check.path
             last = ComposeRuntime._wait_http(url, check.ok, deadline)
             if last is not None:
-                raise RuntimeError_(f"{check.service}: {url} not healthy after {timeout:.0f}s ({last})")
+                raise RuntimeActionError(f"{check.service}: {url} not healthy after {timeout:.0f}s ({last})")
             statuses[check.service] = "healthy"
         return statuses
 
@@ -389,14 +391,14 @@ class K8sRuntime:
                 argv, capture_output=True, text=True, check=False, timeout=KUBECTL_TIMEOUT_S, cwd=REPO_ROOT
             )
         except FileNotFoundError as exc:
-            raise RuntimeError_(
+            raise RuntimeActionError(
                 f"kubectl not found ({self.kubectl}); install it or set {KUBECTL_ENV}"
             ) from exc
         except subprocess.TimeoutExpired as exc:
-            raise RuntimeError_(f"could not {what}: `{' '.join(argv)}` timed out") from exc
+            raise RuntimeActionError(f"could not {what}: `{' '.join(argv)}` timed out") from exc
         if result.returncode != 0:
             output = (result.stdout + result.stderr).strip().splitlines()
-            raise RuntimeError_(
+            raise RuntimeActionError(
                 f"could not {what}: `{' '.join(argv)}` failed (exit {result.returncode}):\n"
                 + "\n".join(output[-40:])
             )
@@ -415,7 +417,7 @@ class K8sRuntime:
             try:
                 process = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
             except FileNotFoundError as exc:
-                raise RuntimeError_(
+                raise RuntimeActionError(
                     f"kubectl not found ({self.kubectl}); install it or set {KUBECTL_ENV}"
                 ) from exc
         self._forwards[service] = process
@@ -423,10 +425,12 @@ class K8sRuntime:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 output = log_file.read_text(errors="replace")[-2000:]
-                raise RuntimeError_(f"`{' '.join(argv)}` exited with {process.returncode}:\n{output}")
+                raise RuntimeActionError(f"`{' '.join(argv)}` exited with {process.returncode}:\n{output}")
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
                 probe.settimeout(1.0)
                 if probe.connect_ex((LOOPBACK, local_port)) == 0:
                     return
             time.sleep(0.2)
-        raise RuntimeError_(f"port-forward to service/{service} not listening on {LOOPBACK}:{local_port}")
+        raise RuntimeActionError(
+            f"port-forward to service/{service} not listening on {LOOPBACK}:{local_port}"
+        )

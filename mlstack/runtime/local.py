@@ -18,8 +18,15 @@ from urllib.parse import urlparse
 import requests
 
 from mlstack.config import REPO_ROOT, Config
-from mlstack.contract import FEEDBACK_TOKEN_ENV, TRACKING_URI_ENV, WEBHOOK_TOKEN_ENV, config_env_var
-from mlstack.runtime.base import RuntimeError_
+from mlstack.contract import (
+    FEEDBACK_TOKEN_ENV,
+    LOOPBACK,
+    PREDICTOR_APP,
+    TRACKING_URI_ENV,
+    WEBHOOK_TOKEN_ENV,
+    config_env_var,
+)
+from mlstack.deployment import RuntimeActionError
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +42,20 @@ class Service:
     ready: Callable[[requests.Response], bool] = lambda r: r.status_code == 200
 
 
-def api_command(port: int, workers: int | None = None, host: str = "127.0.0.1") -> list[str]:
+def api_command(port: int, workers: int | None = None, host: str = LOOPBACK) -> list[str]:
     """How the predictor is started (local runtime, tests, benchmarks, the image): `python -m mlstack_api`.
 
     `workers` None leaves the count to `api.workers` (default: one per CPU). The app is named
     explicitly so a benchmark can run a bare app on exactly the same server command line.
     """
     argv = [
-        sys.executable, "-m", "mlstack_api", "--app", "mlstack_api.main:app",
-        "--host", host, "--port", str(port),
+        sys.executable, "-m", "mlstack_api", "--app", PREDICTOR_APP, "--host", host, "--port", str(port),
     ]  # fmt: skip
     return argv + (["--workers", str(workers)] if workers else [])
 
 
-def exporter_command(port: int, host: str = "127.0.0.1") -> list[str]:
-    """How the exporter is started: gunicorn with threads, via its module entry point."""
+def exporter_command(port: int, host: str = LOOPBACK) -> list[str]:
+    """How the exporter is started: its module entry point (as in exporter/Dockerfile), gunicorn inside."""
     return [sys.executable, "-m", "mlstack_exporter", "--host", host, "--port", str(port)]
 
 
@@ -156,7 +162,7 @@ class LocalRuntime:
     def mlflow_port(config: Config) -> int:
         parsed = urlparse(config.mlflow.tracking_uri)
         if parsed.hostname not in {"127.0.0.1", "localhost"}:
-            raise RuntimeError_(
+            raise RuntimeActionError(
                 "the local runtime runs MLflow itself on 127.0.0.1; "
                 f"tracking_uri is {config.mlflow.tracking_uri}"
             )
@@ -369,14 +375,14 @@ class LocalRuntime:
                 if _healthy(service):
                     del pending[name]
                 elif self.procs.pid(name) is None and not _healthy(service):
-                    raise RuntimeError_(
+                    raise RuntimeActionError(
                         f"{name} exited during start-up; last log lines:\n{self.procs.tail(name)}"
                     )
             if pending:
                 time.sleep(0.3)
         if pending:
             details = "\n".join(f"{n}: {s.health_url}\n{self.procs.tail(n)}" for n, s in pending.items())
-            raise RuntimeError_(f"not healthy after {timeout:.0f}s: {sorted(pending)}\n{details}")
+            raise RuntimeActionError(f"not healthy after {timeout:.0f}s: {sorted(pending)}\n{details}")
         return {s.name: "healthy" for s in services}
 
     def healthcheck(self, config: Config) -> dict[str, str]:

@@ -163,7 +163,8 @@ def _wait_every_worker(api: ApiProcess, path: str, timeout: float, workers: int)
 def preserved_process_globals() -> Iterator[None]:
     """Undo what an in-process app changes process-wide: MLflow client URI and env, GIL interval."""
     from mlflow.tracking._tracking_service import utils
-    from mlstack_api.watcher import MLFLOW_CLIENT_ENV
+
+    from mlstack.registry import FAIL_FAST_CLIENT_ENV as MLFLOW_CLIENT_ENV
 
     saved_uri = utils._tracking_uri
     saved_env = {key: os.environ.get(key) for key in MLFLOW_CLIENT_ENV}

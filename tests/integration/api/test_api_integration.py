@@ -19,12 +19,12 @@ import pytest
 import requests
 from mlflow import MlflowClient
 from mlstack_api.model import load_version
-from mlstack_api.watcher import configure_mlflow_client
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlstack.data import load_base_dataset, split
+from mlstack.registry import configure_fail_fast_client as configure_mlflow_client
 from mlstack.registry import move_alias
 from mlstack.store import PredictionStore
 from tests.support.metrics import metric_total, scrape

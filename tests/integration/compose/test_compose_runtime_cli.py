@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlstack.config import REPO_ROOT, Config, load_config
-from mlstack.runtime.base import RuntimeError_
+from mlstack.deployment import RuntimeActionError
 from mlstack.runtime.compose import ComposeRuntime, compose_command
 from tests.support.compose import require_compose, write_env_file
 
@@ -45,7 +45,7 @@ def test_a_failing_compose_command_names_the_missing_secret(config: Config, tmp_
     env_file = tmp_path / ".env"
     write_env_file(env_file, omit=("MLFLOW_DB_PASSWORD",))
     runtime = ComposeRuntime(config, project_name="mlstack-t", env_file=env_file)
-    with pytest.raises(RuntimeError_, match="MLFLOW_DB_PASSWORD is not set") as failure:
+    with pytest.raises(RuntimeActionError, match="MLFLOW_DB_PASSWORD is not set") as failure:
         runtime.compose(config, "config", "-q")
     assert "`compose config -q` failed" in str(failure.value)
     write_env_file(env_file)

@@ -29,7 +29,7 @@ from mlstack.contract import (
     K8S_OVERLAY_ENV,
     KUBECTL_ENV,
 )
-from mlstack.runtime.base import RuntimeError_
+from mlstack.deployment import RuntimeActionError
 from mlstack.runtime.compose import PROJECT_IMAGES
 from mlstack.runtime.k8s import K8sRuntime
 from tests.support import fake_kubectl
@@ -200,7 +200,7 @@ def test_a_failed_rollout_fails_the_stage_with_kubectls_message(
     fake: Path, config: Config, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(fake_kubectl.FAIL_ENV, "deployment/api")
-    with pytest.raises(RuntimeError_, match=r"deployment/api.*failed as the test asked"):
+    with pytest.raises(RuntimeActionError, match=r"deployment/api.*failed as the test asked"):
         K8sRuntime(config).deploy(config)
 
 
@@ -208,7 +208,7 @@ def test_a_missing_kubectl_is_a_clear_error(
     config: Config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    with pytest.raises(RuntimeError_, match="kubectl not found"):
+    with pytest.raises(RuntimeActionError, match="kubectl not found"):
         K8sRuntime(config).deploy(config)
 
 

@@ -111,7 +111,7 @@ def test_the_first_run_trains_every_candidate_and_serves_the_champion(stack: Mix
     state = stack.first
     assert state.promoted and state.registered_version == "1", state.results
     assert not state.failed_candidates, state.failed_candidates
-    names = {c["name"] for c in state.candidates}
+    names = {c.name for c in state.candidates}
     assert names == {
         "random_forest",
         "logistic_regression",
@@ -119,7 +119,7 @@ def test_the_first_run_trains_every_candidate_and_serves_the_champion(stack: Mix
         "log_logistic",
         "lightgbm",
     }
-    runtimes = {c["name"]: (c["onnx_parity"], c["onnx_detail"]) for c in state.candidates}
+    runtimes = {c.name: (c.onnx_parity, c.onnx_detail) for c in state.candidates}
     # The factory's custom step has a registered converter; LightGBM converts through onnxmltools.
     for name in ("random_forest", "logistic_regression", "log_logistic", "lightgbm"):
         assert runtimes[name][0] == contract.ONNX_PASSED, runtimes[name]
@@ -127,21 +127,17 @@ def test_the_first_run_trains_every_candidate_and_serves_the_champion(stack: Mix
     parity, detail = runtimes["hist_gradient_boosting"]
     assert parity == contract.ONNX_SKIPPED and detail.startswith("conversion failed: ")
     client = registry.make_client(stack.config)
-    hgb = next(c for c in state.candidates if c["name"] == "hist_gradient_boosting")
-    assert client.get_run(hgb["run_id"]).data.tags[contract.TAG_ONNX_DETAIL] == detail
+    hgb = next(c for c in state.candidates if c.name == "hist_gradient_boosting")
+    assert client.get_run(hgb.run_id).data.tags[contract.TAG_ONNX_DETAIL] == detail
 
     schema = requests.get(f"{stack.api.url}/schema", timeout=10).json()
     kinds = {f["name"]: f["type"] for f in schema["features"]}
     assert kinds["plan"] == kinds["device"] == "categorical" and kinds["tenure_months"] == "numeric"
     assert "customer_id" not in kinds and "notes" not in kinds and schema["id_column"] == "customer_id"
     assert served_version(stack.api.url) == "1"
-    champion = next(
-        c
-        for c in state.candidates
-        if c["name"]
-        == client.get_model_version(stack.config.project.registered_model, "1").tags[contract.TAG_CANDIDATE]
-    )
-    expected_runtime = "onnx" if champion["onnx_parity"] == contract.ONNX_PASSED else "sklearn"
+    registered = client.get_model_version(stack.config.project.registered_model, "1")
+    champion = next(c for c in state.candidates if c.name == registered.tags[contract.TAG_CANDIDATE])
+    expected_runtime = "onnx" if champion.onnx_parity == contract.ONNX_PASSED else "sklearn"
     assert requests.get(f"{stack.api.url}/version", timeout=10).json()["model"]["runtime"] == expected_runtime
 
 

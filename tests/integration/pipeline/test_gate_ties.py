@@ -74,9 +74,9 @@ def test_a_rerun_on_the_same_inputs_keeps_the_champion(
 
     second = run_training(config)
     assert second.gate is not None
-    assert second.gate["tie"] and second.gate["same_inputs"], second.gate
-    assert not second.promoted and not second.gate["promote"]
-    assert second.gate["reason"] == "same data and score as champion v1; kept v1"
+    assert second.gate.tie and second.gate.same_inputs, second.gate
+    assert not second.promoted and not second.gate.promote
+    assert second.gate.reason == "same data and score as champion v1; kept v1"
     assert "beats" not in second.results["gate"]
     assert champion_and_challenger(config) == ("1", "2")  # the challenger stays @challenger
 
@@ -96,8 +96,8 @@ def test_a_rerun_on_the_same_inputs_keeps_the_champion(
         shared_mlflow.url, tmp_path / "state", models=[], **unique_names, **{"training.candidates": other_c}
     )
     third = run_training(changed)
-    assert third.gate is not None and not third.gate["same_inputs"] and third.gate["tie"], third.gate
-    assert third.promoted and third.gate["reason"].startswith("ties champion v1")
+    assert third.gate is not None and not third.gate.same_inputs and third.gate.tie, third.gate
+    assert third.promoted and third.gate.reason.startswith("ties champion v1")
 
 
 def test_a_tie_on_new_data_promotes(
@@ -110,11 +110,11 @@ def test_a_tie_on_new_data_promotes(
     label_copies_of_base_rows(config, 20)
     second = run_training(config)
     assert second.data_hash != first.data_hash
-    assert second.gate is not None and not second.gate["same_inputs"]
+    assert second.gate is not None and not second.gate.same_inputs
     # The precondition of this path: both versions score the same on the new test set.
-    assert second.gate["tie"], second.gate
-    assert second.promoted and second.gate["promote"]
-    assert second.gate["reason"].startswith("ties champion v1") and "on new data" in second.gate["reason"]
-    assert "+0.0000 (" not in second.gate["reason"].replace("(needs +0.0000)", "")
+    assert second.gate.tie, second.gate
+    assert second.promoted and second.gate.promote
+    assert second.gate.reason.startswith("ties champion v1") and "on new data" in second.gate.reason
+    assert "+0.0000 (" not in second.gate.reason.replace("(needs +0.0000)", "")
     assert champion_and_challenger(config) == ("2", "2")
     assert int(second.composition["feedback_rows"]) == 20

@@ -15,8 +15,8 @@ from mlflow.tracking import MlflowClient
 from mlstack import registry
 from mlstack.config import Config
 from mlstack.contract import FAIL_STAGE_ENV
+from mlstack.deployment import RuntimeActionError
 from mlstack.pipeline import Options, Pipeline, PipelineError, pipeline_lock
-from mlstack.runtime.base import RuntimeError_
 from tests.support.mlflow_server import MlflowServer
 from tests.support.net import free_port
 from tests.support.pipeline import NoServicesRuntime, isolated_config, run_training
@@ -92,7 +92,7 @@ def test_worse_candidates_leave_the_champion(
         **{"training.candidates": WEAK_CANDIDATE},
     )
     state = run_training(weak)
-    assert not state.promoted and state.gate is not None and not state.gate["promote"]
+    assert not state.promoted and state.gate is not None and not state.gate.promote
     assert aliases(registry.make_client(config), config) == ("1", "2")
 
 
@@ -162,7 +162,7 @@ def test_a_failing_stage_leaves_the_champion(
 
 class FailingHealthcheck(NoServicesRuntime):
     def healthcheck(self, config: Config) -> dict[str, str]:
-        raise RuntimeError_("api: /readyz answered 503")
+        raise RuntimeActionError("api: /readyz answered 503")
 
 
 def test_failed_healthcheck_after_promotion_rolls_back(

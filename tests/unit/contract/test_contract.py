@@ -7,6 +7,7 @@ tests/integration/contract/test_jenkins_vocabulary.py.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import typing
 from pathlib import Path
@@ -253,3 +254,26 @@ def test_the_copy_finder_finds_copies(tmp_path: Path) -> None:
     strings = _contract_strings()
     port_in_text = re.compile(r":(5000)\b")
     assert len(_copies(planted, "planted.py", strings, port_in_text)) == 5
+
+
+@pytest.mark.parametrize(
+    ("path", "service", "package"),
+    [
+        ("api/Dockerfile", contract.API, "mlstack_api"),
+        ("exporter/Dockerfile", contract.EXPORTER, "mlstack_exporter"),
+    ],
+)
+def test_service_images_start_the_entry_point_the_local_runtime_starts(
+    path: str, service: contract.Service, package: str
+) -> None:
+    """One command line per service: the image's CMD is the local runtime's command, bound to 0.0.0.0."""
+    from mlstack.runtime.local import api_command, exporter_command
+
+    (cmd,) = [json.loads(args) for keyword, args in _instructions(REPO_ROOT / path) if keyword == "CMD"]
+    port = contract.CONTAINER_PORTS[service]
+    local = (api_command if service == contract.API else exporter_command)(port, host="0.0.0.0")
+    assert cmd[:3] == ["python", "-m", package] and local[1:3] == ["-m", package]
+    image_options = dict(zip(cmd[3::2], cmd[4::2], strict=True))
+    local_options = dict(zip(local[3::2], local[4::2], strict=True))
+    assert image_options.items() <= local_options.items(), (image_options, local_options)
+    assert image_options["--port"] == str(port)

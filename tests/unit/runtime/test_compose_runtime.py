@@ -15,7 +15,7 @@ import pytest
 from mlstack.config import Config, load_config
 from mlstack.contract import COMPOSE_EXCLUDE_ENV as EXCLUDE_ENV
 from mlstack.contract import REQUIRED_SECRETS
-from mlstack.runtime.base import Runtime, RuntimeError_
+from mlstack.deployment import Runtime, RuntimeActionError
 from mlstack.runtime.compose import (
     ComposeRuntime,
     missing_secrets,
@@ -61,7 +61,7 @@ def test_grafana_can_be_excluded_by_flag_or_env(config: Config, monkeypatch: pyt
 
 
 def test_only_optional_services_can_be_excluded(config: Config) -> None:
-    with pytest.raises(RuntimeError_, match=r"cannot exclude \['postgres'\]"):
+    with pytest.raises(RuntimeActionError, match=r"cannot exclude \['postgres'\]"):
         ComposeRuntime(config, exclude=["postgres"])
 
 

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from mlstack_api.validation import FLOAT32_MAX, RequestError, fast_matrix
+from mlstack_api.request_validation import RequestError, fast_matrix
 
-from mlstack.schema import ClassSpec, FeatureSchema, FeatureSpec, SchemaError
+from mlstack.schema import FLOAT32_MAX, ClassSpec, FeatureSchema, FeatureSpec, SchemaError
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -182,3 +182,27 @@ def test_to_matrix_never_returns_non_finite_values(schema: FeatureSchema, large:
     except SchemaError:
         return
     assert np.isfinite(matrix).all()
+
+
+@given(schemas(), st.data())
+@PROPERTY_SETTINGS
+def test_the_batch_value_check_names_what_the_row_check_names(
+    schema: FeatureSchema, data: st.DataObject
+) -> None:
+    """`check_values` (the predictor's batch path) and `validate_instance` give the same error."""
+    rows = data.draw(st.integers(min_value=1, max_value=4))
+    bad = st.sampled_from([float("nan"), float("inf"), -float("inf"), FLOAT32_MAX * 2, -FLOAT32_MAX * 4])
+    values = [[data.draw(st.one_of(float32_numbers, bad)) for _ in schema.features] for _ in range(rows)]
+    batch = [dict(zip(schema.feature_names, row, strict=True)) for row in values]
+    matrix = np.array(values, dtype=np.float64)
+    try:
+        schema.to_matrix(batch)
+        expected = None
+    except SchemaError as exc:
+        expected = str(exc)
+    try:
+        schema.check_values(matrix)
+        found = None
+    except SchemaError as exc:
+        found = str(exc)
+    assert found == expected

@@ -10,9 +10,7 @@ import pytest
 
 from mlstack.config import ColumnOverride, DataConfig
 from mlstack.data import Dataset, load_base_dataset
-from mlstack.feature_types import infer_schema
-from mlstack.schema import FeatureSchema
-from mlstack.validation import (
+from mlstack.data_validation import (
     MISSING,
     NOT_NUMERIC,
     OUT_OF_RANGE,
@@ -22,6 +20,8 @@ from mlstack.validation import (
     row_reasons,
     validate_dataset,
 )
+from mlstack.feature_types import infer_schema
+from mlstack.schema import FeatureSchema
 
 CUSTOMERS = Path(__file__).resolve().parents[2] / "fixtures" / "customers.csv"
 

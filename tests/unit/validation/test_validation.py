@@ -8,8 +8,8 @@ import pytest
 
 from mlstack.config import DataConfig
 from mlstack.data import Dataset, load_base_dataset
+from mlstack.data_validation import DataValidationError, ensure_valid, validate_dataset
 from mlstack.schema import FeatureSchema
-from mlstack.validation import DataValidationError, ensure_valid, validate_dataset
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

@@ -1,4 +1,5 @@
-"""What a runtime (local processes or compose containers) must do for the pipeline's platform stages."""
+"""The pipeline's port to where the services run: what a runtime (local processes, compose containers)
+must do for the platform stages. The runtimes live in `mlstack.runtime`; the core only knows this protocol."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Protocol
 from mlstack.config import Config
 
 
-class RuntimeError_(RuntimeError):
+class RuntimeActionError(RuntimeError):
     """A runtime action failed; the message says which service and why."""
 
 
@@ -29,7 +30,7 @@ class Runtime(Protocol):
         ...
 
     def healthcheck(self, config: Config) -> dict[str, str]:
-        """Wait for every service to be healthy; return service -> status, raise RuntimeError_ if not."""
+        """Wait for every service to be healthy; return service -> status, raise RuntimeActionError if not."""
         ...
 
     def service_urls(self, config: Config) -> dict[str, str]:

@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from mlstack.schema import UNKNOWN_ERROR, FeatureSchema, FeatureSpec, SchemaError
+from mlstack.schema import FLOAT32_MAX, UNKNOWN_ERROR, FeatureSchema, FeatureSpec, SchemaError
 from mlstack_api.model import ModelInput
 
 
@@ -121,8 +121,6 @@ def unknown_categories(batch: ModelInput, schema: FeatureSchema) -> dict[str, in
 
 
 _NUMBER_TYPES = frozenset((int, float))
-#: Models run on float32 (ONNX input type); larger magnitudes cannot be represented.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
@@ -143,13 +141,7 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
                 return schema.to_matrix(instances)
         rows.append(row)
     matrix = np.array(rows, dtype=np.float64)
-    if not np.isfinite(matrix).all():
-        return schema.to_matrix(instances)  # NaN/infinity: let the schema name the feature
-    too_large = np.abs(matrix) > FLOAT32_MAX
-    if too_large.any():
-        index, col = (int(i) for i in np.argwhere(too_large)[0])
-        field = f"instances[{index}].{names[col]}"
-        raise RequestError(422, f"{field}: magnitude must be at most {FLOAT32_MAX:.8g} (float32)", field)
+    schema.check_values(matrix)  # NaN, infinity, beyond float32: a SchemaError naming the value
     return matrix  # float64: sklearn gets the values as sent; ONNX casts to its input type
 
 
