@@ -15,16 +15,16 @@ TOP = 15
 #: label lists the frame of the code before and after issue 14's group commit, so old and new
 #: profiles read alike.
 PREDICTOR_BUCKETS: dict[str, tuple[str, ...]] = {
-    "prediction-log writer thread": ("PredictionLogWriter._run (",),
-    "  writer: waiting for rows / waking (Condition.wait)": ("PredictionLogWriter._take (",),
-    "  writer: rows to JSON (orjson)": ("as_row (", "PredictionRows.json_columns ("),
-    "  writer: insert + commit (SQLite / PostgreSQL driver)": (
-        "do_execute (",
-        "do_commit (",
-        "LogAppender.append (",
+    "prediction log: commits (writer thread, or the event loop for SQLite)": (
+        "PredictionLogWriter._run (",
+        "PredictionLogWriter._flush (",
     ),
+    "  writer thread: waiting for rows / waking (Condition.wait)": ("PredictionLogWriter._take (",),
+    "  rows to JSON (orjson)": ("as_row (", "PredictionRows.json_columns ("),
+    "  insert + commit (SQLite / PostgreSQL driver)": ("do_execute (", "do_commit (", "LogAppender.append ("),
+    "prediction log: WAL checkpoints (SQLite, own thread)": ("WalCheckpointer.",),
     "request handler (predict)": ("predict (mlstack_api/routes.py",),
-    "  body parse + validation": ("parse_instances (",),
+    "  body parse + validation": ("parse_instances (", "validate_batch ("),
     "  ONNX Runtime / sklearn call": ("predict_proba (mlstack_api/model.py",),
     "  prediction ids": ("token_hex (", "prediction_ids ("),
     "  response items": ("Scored.response_items (",),

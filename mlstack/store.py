@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import sqlite3
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -125,23 +128,35 @@ def _copy_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+class StoreBusy(Exception):
+    """Another connection holds SQLite's write lock right now; nothing was written, try again soon."""
+
+
 class LogAppender:
     """The prediction-log writer's own connection: every `append` is one committed transaction.
 
-    SQLite: one multi-row INSERT per 500 rows (the sqlite3 module releases the GIL per statement
-    step, so one step per chunk keeps the event loop running while SQLite works), WAL journal.
+    SQLite: one multi-row INSERT per 500 rows, WAL journal. `nonblocking` (the predictor's event-loop
+    writer): the write lock is taken up front (`BEGIN IMMEDIATE`) without waiting: `StoreBusy` when
+    another worker holds it, so the caller retries later instead of blocking its event loop in
+    SQLite's busy handler; automatic checkpoints are off (a `WalCheckpointer` thread runs them, so
+    a commit never copies the WAL into the database on the request path).
     PostgreSQL: one COPY per transaction. Ids are random 128-bit values, so a plain INSERT/COPY is
     enough: a transaction that failed is rolled back whole and its requests were refused, never
-    retried under the same ids. Any error closes the connection; the next append opens a new one.
+    retried under the same ids. Any other error closes the connection; the next append opens a new one.
     """
 
     def __init__(
-        self, store: PredictionStore, synchronous: SqliteSynchronous = "normal", busy_timeout_s: float = 5.0
+        self,
+        store: PredictionStore,
+        synchronous: SqliteSynchronous = "normal",
+        busy_timeout_s: float = 5.0,
+        nonblocking: bool = False,
     ):
         self.store = store
         self.synchronous = synchronous
         self.busy_timeout_s = busy_timeout_s
         self.dialect = store.engine.dialect.name
+        self.nonblocking = nonblocking and self.dialect == "sqlite"
         self._conn: Any = None
         self._schema_ready = False
 
@@ -157,7 +172,10 @@ class LogAppender:
         if self.dialect == "sqlite":
             cursor = conn.cursor()
             cursor.execute(f"PRAGMA synchronous={self.synchronous.upper()}")
-            cursor.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            busy_ms = 0 if self.nonblocking else int(self.busy_timeout_s * 1000)
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            if self.nonblocking:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
         return conn
 
@@ -165,6 +183,7 @@ class LogAppender:
         """Write `groups` in one transaction and commit; returns the rows written.
 
         Raises:
+            StoreBusy: (nonblocking) the write lock is taken; nothing was written.
             Exception: whatever the driver raised; nothing of `groups` is stored then.
         """
         if self._conn is None:
@@ -172,12 +191,26 @@ class LogAppender:
         conn = self._conn
         try:
             cursor = conn.cursor()
+            if self.nonblocking:
+                try:
+                    cursor.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        cursor.close()
+                        raise StoreBusy(str(exc)) from None
+                    raise
             written = (
                 self._sqlite(cursor, groups) if self.dialect == "sqlite" else self._postgres(cursor, groups)
             )
             cursor.close()
             conn.commit()
+        except StoreBusy:
+            raise
         except BaseException:
+            # Roll back first: the error's traceback keeps this connection alive for a while, and
+            # an open transaction would keep holding SQLite's write lock against the next attempt.
+            with contextlib.suppress(Exception):
+                conn.rollback()
             self.close(broken=True)
             raise
         return written
@@ -251,6 +284,59 @@ class LogAppender:
                 conn.close()
         except Exception:  # noqa: S110 - closing a connection that already failed
             pass
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite WAL from a background thread, so the event-loop writer never does.
+
+    PASSIVE checkpoints copy committed WAL frames into the database without blocking writers or
+    readers; sqlite3 releases the GIL for the work. With `synchronous=NORMAL` this is also where
+    the WAL is synced to disk (see docs/operations.md, "Prediction-log durability").
+    """
+
+    def __init__(self, store: PredictionStore, interval_s: float = 0.5) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self.dirty = False  # set by the writer after a commit: something to checkpoint
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None and self.store.engine.dialect.name == "sqlite":
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="prediction-log-checkpoint", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        conn: Any = None
+        while not self._stop.wait(self.interval_s):
+            if not self.dirty:
+                continue
+            self.dirty = False
+            try:
+                if conn is None:
+                    conn = self.store.engine.raw_connection()
+                cursor = conn.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                cursor.close()
+            except Exception:  # the next commit's checkpoint tries again; the writer reports errors
+                self.dirty = True
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+                    conn = None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                cursor = conn.cursor()
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")  # leave a small WAL behind
+                cursor.close()
+            conn.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
 
 
 def _normalise_url(url: str) -> str:

@@ -81,10 +81,29 @@ class Scored:
         )
 
 
+class Unscorable(ValueError):
+    """The model returned non-finite probabilities for instance `index` (valid, but absurd, values)."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        super().__init__(
+            f"the model's probabilities for instance {index} are not finite numbers "
+            "(values far outside the training range?); nothing was predicted"
+        )
+
+
 def score(model: ServedModel, batch: ModelInput) -> Scored:
-    """Run the model on a validated batch; the label is the most probable class (both runtimes)."""
+    """Run the model on a validated batch; the label is the most probable class (both runtimes).
+
+    Raises:
+        Unscorable: the model produced NaN or infinite probabilities for a row (float32-valid but
+            extreme inputs overflow inside the model): an answer would be meaningless.
+    """
     now = time.time()
     probabilities = model.predict_proba(batch)
+    finite = np.isfinite(probabilities).all(axis=1)
+    if not finite.all():
+        raise Unscorable(int(np.argmin(finite)))
     winners = probabilities.argmax(axis=1)
     labels = np.asarray(model.class_labels)[winners].tolist()
     return Scored(prediction_ids(len(winners), now), now, winners, labels, probabilities.tolist())

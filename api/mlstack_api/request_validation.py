@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from mlstack.batch_validation import supports, validate_batch
 from mlstack.schema import FLOAT32_MAX, UNKNOWN_ERROR, FeatureSchema, FeatureSpec, SchemaError
 from mlstack_api.model import ModelInput
 
@@ -71,7 +72,7 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
         if schema.all_numeric_required:
             batch = fast_matrix(instances, schema)
         else:
-            instances, batch = typed_frame(instances, schema)
+            instances, batch = model_frame(instances, schema)
     except SchemaError as exc:
         field = f"instances[{exc.index}].{exc.field}" if exc.index is not None else exc.field
         raise RequestError(422, str(exc), field) from exc
@@ -81,25 +82,18 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
     return instances, batch
 
 
-def typed_frame(instances: list[Any], schema: FeatureSchema) -> tuple[list[Any], pd.DataFrame]:
-    """Validate a batch of a schema with categorical or nullable features, row by row.
+def model_frame(instances: list[Any], schema: FeatureSchema) -> tuple[list[Any], pd.DataFrame]:
+    """Validate a batch of a schema with categorical or nullable features, column-wise.
 
-    Returns the instances as they will be logged (every feature present, null for a missing value,
-    plus the id column when sent) and the model frame.
+    Returns the instances to log (as sent; one that left out a nullable feature gets null for it)
+    and the model frame: numbers as float64 with NaN for missing, categories as strings.
 
     Raises:
-        SchemaError: the first bad value, naming the instance and the feature.
+        SchemaError: the first bad value, naming the instance and the feature (the row-wise error).
     """
-    if not instances:
-        raise SchemaError("instances", "must contain at least one instance")
-    names = schema.feature_names
-    rows = [schema.validate_instance(instance, index) for index, instance in enumerate(instances)]
-    logged = [dict(zip(names, row, strict=True)) for row in rows]
-    if schema.id_column is not None:
-        for record, instance in zip(logged, instances, strict=True):
-            if schema.id_column in instance:
-                record[schema.id_column] = instance[schema.id_column]
-    return logged, schema.model_frame(pd.DataFrame(rows, columns=names))
+    validated = validate_batch(instances, schema)
+    columns = {spec.name: validated.column(position) for position, spec in enumerate(schema.features)}
+    return list(validated.instances), schema.model_frame(pd.DataFrame(columns))
 
 
 def unknown_categories(batch: ModelInput, schema: FeatureSchema) -> dict[str, int]:
@@ -120,29 +114,17 @@ def unknown_categories(batch: ModelInput, schema: FeatureSchema) -> dict[str, in
     return counts
 
 
-_NUMBER_TYPES = frozenset((int, float))
-
-
 def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
-    """`schema.to_matrix` with a fast path for well-formed input (the common case).
+    """Validate a batch of required numbers into one float64 matrix (features in schema order).
 
-    Exactly the checks of `FeatureSchema.validate_instance`, done in bulk; on any doubt it
-    hands over to the schema, whose error names the instance and the feature.
+    Column-wise (`mlstack.batch_validation`): a few C-level passes and numpy checks for the whole
+    batch; any error is the one `FeatureSchema.validate_instance` raises for the first bad instance.
+    float64 keeps the values as sent (sklearn); ONNX casts to its own input type.
     """
-    names = schema.feature_names
-    keys = frozenset(names)
-    rows = []
-    for instance in instances:
-        if type(instance) is not dict or instance.keys() != keys:
-            return schema.to_matrix(instances)
-        row = [instance[name] for name in names]
-        for value in row:
-            if type(value) not in _NUMBER_TYPES:  # bool, str, None, lists... (bool is not int here)
-                return schema.to_matrix(instances)
-        rows.append(row)
-    matrix = np.array(rows, dtype=np.float64)
-    schema.check_values(matrix)  # NaN, infinity, beyond float32: a SchemaError naming the value
-    return matrix  # float64: sklearn gets the values as sent; ONNX casts to its input type
+    if supports(schema):
+        return validate_batch(instances, schema).matrix()
+    rows = [schema.validate_instance(instance, index) for index, instance in enumerate(instances)]
+    return np.asarray(rows, dtype=np.float64)
 
 
 def _overflowing_field(instances: list[Any]) -> str:

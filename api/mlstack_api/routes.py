@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
 from mlstack.prediction_log import LogRefused
-from mlstack_api.predictions import score
+from mlstack_api.predictions import Unscorable, score
 from mlstack_api.request_validation import RequestError, decode_json, parse_instances, unknown_categories
 from mlstack_api.state import ApiState
 
@@ -115,8 +115,12 @@ async def predict(request: Request) -> Response:
         instances, batch = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
+    try:
+        scored = score(model, batch)
+    except Unscorable as exc:
+        field = f"instances[{exc.index}]"
+        return _error(422, f"{field}: {exc}", field)
     unseen = unknown_categories(batch, model.schema)
-    scored = score(model, batch)
     writer = state.writer
     if writer is not None:
         try:  # acknowledged means stored: answer only once the rows' transaction committed

@@ -225,7 +225,9 @@ def acked_ids(workdir: Path) -> list[str]:
     ]  # a partial last line is not an ack
 
 
-@pytest.mark.parametrize(("backend", "workers"), [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)])
+@pytest.mark.parametrize(
+    ("backend", "workers"), [("sqlite", 1), ("sqlite", 2), ("postgresql", 1), ("postgresql", 2)]
+)
 def test_sigkill_under_load_loses_no_acknowledged_prediction(
     backend: str,
     workers: int,

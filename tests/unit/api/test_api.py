@@ -8,6 +8,7 @@ tests/integration/api/test_api_integration.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -16,10 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from mlstack_api.main import create_app
-from mlstack_api.model import ServedModel, sklearn_predict_proba
+from mlstack_api.model import ServedModel, onnx_predict_proba, sklearn_predict_proba
+from skl2onnx import to_onnx
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -453,3 +456,31 @@ def test_prediction_log_can_be_switched_off(tmp_path: Path, served_model: Served
         )
         assert feedback.status_code == 503 and "disabled" in feedback.json()["detail"]
     assert not (tmp_path / "state" / "predictions.db").exists()
+
+
+def test_values_the_model_cannot_score_are_refused_not_answered_with_nulls(
+    tmp_path: Path, served_model: ServedModel
+) -> None:
+    """float32-valid values this far outside the training range overflow inside a float32 ONNX model
+    (NaN probabilities): 422 naming the instance, not a 200 with null probabilities."""
+    config = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
+    parts = split(load_base_dataset(config.data), config)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
+        parts.x_train.to_numpy(), parts.y_train
+    )
+    onnx_file = tmp_path / "model.onnx"
+    sample = parts.x_train.to_numpy()[:1].astype(np.float32)
+    onnx_file.write_bytes(
+        to_onnx(pipeline, sample, options={"zipmap": False}, target_opset=17).SerializeToString()
+    )
+    onnx_model = dataclasses.replace(
+        served_model, runtime="onnx", predict_proba=onnx_predict_proba(str(onnx_file))
+    )
+    extreme = dict.fromkeys(served_model.schema.feature_names, 3.0e38)
+    extreme[served_model.schema.feature_names[0]] = -3.0e38
+    with TestClient(create_app(unit_config(tmp_path), model=onnx_model)) as app_client:
+        fine = app_client.post("/predict", json={"instances": [typical(served_model)]})
+        response = app_client.post("/predict", json={"instances": [typical(served_model), extreme]})
+    assert fine.status_code == 200, fine.text
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "instances[1]" and "not finite" in response.json()["detail"]

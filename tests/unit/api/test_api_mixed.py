@@ -141,11 +141,11 @@ def test_raw_rows_with_nulls_gaps_and_unseen_categories_are_served(app: tuple[Te
         metric_total(metrics, "mlops_input_unknown_category_total", feature="region", model_version="3") == 1
     )
     assert metric_total(metrics, "mlops_input_unknown_category_total", feature="signup_channel") == 0
-    # The log holds every feature (null for missing) and the id: what training reads back.
+    # The log holds the rows as sent (every feature: null for one left out) and the id.
     with sqlite3.connect(config.state_dir / contract.STATE_PREDICTIONS_DB) as db:
         logged = [orjson.loads(r[0]) for r in db.execute("SELECT features FROM predictions ORDER BY rowid")]
     assert logged[3]["satisfaction"] is None and logged[3]["support_tickets"] is None
-    assert logged[2]["signup_channel"] is None and logged[4]["device"] == "smart-tv"
+    assert logged[2]["signup_channel"] == "" and logged[4]["device"] == "smart-tv"  # "": missing to training
     assert logged[5]["customer_id"] == "C999" and "customer_id" not in logged[0]
 
 

@@ -160,5 +160,5 @@ def test_profile_buckets_match_old_and_new_frame_names() -> None:
     assert summary["samples"] == 10
     assert buckets["request handler (predict)"] == 0.5
     assert buckets["  prediction ids"] == 0.2
-    assert buckets["prediction-log writer thread"] == 0.5
+    assert buckets["prediction log: commits (writer thread, or the event loop for SQLite)"] == 0.5
     assert summary["self"][0] == ["PredictionLogWriter._run (prediction_log.py)", 0.5]

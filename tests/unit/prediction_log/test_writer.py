@@ -1,7 +1,9 @@
 """The prediction-log writer against a real SQLite store: group commit, refusals, failures, shutdown.
 
 Every write here awaits its commit as the predictor does; "stored" is checked by reading the
-database with a separate connection, never by the writer's own counters alone.
+database with a separate connection, never by the writer's own counters alone. Each test runs in
+both writer modes: commits on the requests' event loop (SQLite's default) and in a writer thread
+(PostgreSQL's; here on SQLite, whose errors and locks are real).
 """
 
 from __future__ import annotations
@@ -15,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.prediction_log import LogRefused, PredictionLogWriter, RefusalReason, WriterHooks
+from mlstack.prediction_log import LogRefused, PredictionLogWriter, RefusalReason, WriterHooks, WriterMode
 from mlstack.store import PredictionRows, PredictionStore
-from tests.support.net import wait_until
 
 
 def rows(count: int, version: str = "3") -> PredictionRows:
@@ -48,6 +49,12 @@ class Recorder(WriterHooks):
         self.refusals.append((reason, rows))
 
 
+@pytest.fixture(params=["loop", "thread"])
+def mode(request: pytest.FixtureRequest) -> WriterMode:
+    chosen: WriterMode = request.param
+    return chosen
+
+
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "predictions.db"
@@ -66,23 +73,28 @@ def stored_ids(db: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT id FROM predictions")}
 
 
-def writer_for(store: PredictionStore, hooks: Recorder, **options: float) -> PredictionLogWriter:
+def writer_for(
+    store: PredictionStore, hooks: Recorder, mode: WriterMode, **options: float
+) -> PredictionLogWriter:
     settings: dict[str, float] = {"queue_size": 10_000, "batch_size": 1000, **options}
-    return PredictionLogWriter(
+    writer = PredictionLogWriter(
         store,
         queue_size=int(settings.pop("queue_size")),
         batch_size=int(settings.pop("batch_size")),
         hooks=hooks,
+        mode=mode,
         **settings,  # type: ignore[arg-type]
     )
+    assert writer.mode == mode
+    return writer
 
 
 def test_concurrent_requests_share_commits_and_each_returns_after_its_own(
-    store: PredictionStore, db: Path
+    store: PredictionStore, db: Path, mode: WriterMode
 ) -> None:
     """200 requests at once: one transaction (the commit delay gathers them); each is stored on return."""
     hooks = Recorder()
-    writer = writer_for(store, hooks, batch_size=200, commit_delay_s=2.0)
+    writer = writer_for(store, hooks, mode, batch_size=200, commit_delay_s=2.0)
     writer.start()
     batches = [rows(1) for _ in range(200)]
 
@@ -102,10 +114,10 @@ def test_concurrent_requests_share_commits_and_each_returns_after_its_own(
 
 
 def test_a_request_is_never_split_and_transactions_take_whole_requests(
-    store: PredictionStore, db: Path
+    store: PredictionStore, db: Path, mode: WriterMode
 ) -> None:
     hooks = Recorder()
-    writer = writer_for(store, hooks, batch_size=10, commit_delay_s=2.0)
+    writer = writer_for(store, hooks, mode, batch_size=10, commit_delay_s=2.0)
     writer.start()
     small = [rows(4) for _ in range(3)]
     large = rows(25)
@@ -124,13 +136,13 @@ def test_a_request_is_never_split_and_transactions_take_whole_requests(
 
 
 def test_a_failed_commit_refuses_its_requests_and_the_next_ones_until_the_store_is_back(
-    store: PredictionStore, db: Path
+    store: PredictionStore, db: Path, mode: WriterMode
 ) -> None:
     """A real SQLite error (the table renamed away): refusals, nothing half-stored, then recovery."""
     hooks = Recorder()
     now = [0.0]  # the writer's clock: the backoff passes when the test says so
     writer = PredictionLogWriter(
-        store, 100, 100, retry_initial_s=0.3, retry_max_s=0.3, hooks=hooks, clock=lambda: now[0]
+        store, 100, 100, retry_initial_s=0.3, retry_max_s=0.3, hooks=hooks, clock=lambda: now[0], mode=mode
     )
     writer.start()
     try:
@@ -161,53 +173,58 @@ def test_a_failed_commit_refuses_its_requests_and_the_next_ones_until_the_store_
     assert writer.stats().write_errors == 1
 
 
-def test_a_full_queue_refuses_and_a_slow_commit_times_out(store: PredictionStore, db: Path) -> None:
+def test_a_full_queue_refuses_and_a_slow_commit_times_out(
+    store: PredictionStore, db: Path, mode: WriterMode
+) -> None:
     """Another connection holds the write lock: rows wait, the bound refuses, the timeout fires."""
     hooks = Recorder()
-    writer = writer_for(store, hooks, queue_size=10, busy_timeout_s=30.0)
+    writer = writer_for(store, hooks, mode, queue_size=10, busy_timeout_s=30.0)
     writer.start()
     blocker = sqlite3.connect(db, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     waiting = rows(8)
+    after = rows(1)
 
-    async def scenario() -> tuple[BaseException | None, ...]:
-        first = asyncio.ensure_future(writer.write(waiting, timeout=0.5))
-        await asyncio.sleep(0.1)  # the writer took it and waits for the lock
-        outcomes: list[BaseException | None] = []
-        for batch, timeout in ((rows(3), 5.0), (rows(2), 0.2)):
-            try:
-                await writer.write(batch, timeout=timeout)
-                outcomes.append(None)
-            except LogRefused as exc:
-                outcomes.append(exc)
+    async def outcome(batch: PredictionRows, timeout: float) -> LogRefused | None:
         try:
-            await first
-            outcomes.append(None)
+            await writer.write(batch, timeout=timeout)
         except LogRefused as exc:
-            outcomes.append(exc)
-        return tuple(outcomes)
+            return exc
+        return None
+
+    async def scenario() -> tuple[LogRefused | None, ...]:
+        first = asyncio.ensure_future(outcome(waiting, 0.5))
+        await asyncio.sleep(0.1)  # the writer took it and waits for the lock
+        too_many = await outcome(rows(3), 5.0)
+        timed_out = await outcome(rows(2), 0.2)
+        first_outcome = await first
+        blocker.execute("ROLLBACK")  # the lock is gone: the queue drains, writes work again
+        for _ in range(600):
+            if writer.pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        return too_many, timed_out, first_outcome, await outcome(after, 30.0)
 
     try:
-        too_many, timed_out, first = asyncio.run(scenario())
-        assert isinstance(too_many, LogRefused) and too_many.reason == "full"
-        assert "queue_size=10" in too_many.message
-        assert isinstance(timed_out, LogRefused) and timed_out.reason == "timeout"
-        assert isinstance(first, LogRefused) and first.reason == "timeout"
-        blocker.execute("ROLLBACK")
-        wait_until(lambda: writer.pending == 0, 30, interval=0.02, what="the queue drained")
-        writer.write_sync(rows(1), timeout=30)  # the lock is gone: writes work again
+        too_many, timed_out, first, later = asyncio.run(scenario())
     finally:
         blocker.close()
         writer.close()
+    assert too_many is not None and too_many.reason == "full" and "queue_size=10" in too_many.message
+    assert timed_out is not None and timed_out.reason == "timeout"
+    assert first is not None and first.reason == "timeout"
+    assert later is None
     reasons = [reason for reason, _ in hooks.refusals]
     assert reasons.count("full") == 1 and reasons.count("timeout") == 2
     # Timed-out rows may still be stored later (never acknowledged, never lost silently either).
-    assert set(waiting.ids) <= stored_ids(db)
+    assert set(waiting.ids) | set(after.ids) <= stored_ids(db)
 
 
-def test_close_commits_what_is_waiting_and_then_refuses(store: PredictionStore, db: Path) -> None:
+def test_close_commits_what_is_waiting_and_then_refuses(
+    store: PredictionStore, db: Path, mode: WriterMode
+) -> None:
     hooks = Recorder()
-    writer = writer_for(store, hooks, commit_delay_s=30.0)  # only close() ends the wait
+    writer = writer_for(store, hooks, mode, commit_delay_s=30.0)  # only close() ends the wait
     writer.start()
     batch = rows(7)
 
@@ -224,10 +241,12 @@ def test_close_commits_what_is_waiting_and_then_refuses(store: PredictionStore, 
     assert refused.value.reason == "closed"
 
 
-def test_a_store_that_is_down_at_start_gets_its_schema_on_the_first_commit(tmp_path: Path) -> None:
+def test_a_store_that_is_down_at_start_gets_its_schema_on_the_first_commit(
+    tmp_path: Path, mode: WriterMode
+) -> None:
     db = tmp_path / "later" / "predictions.db"
     store = PredictionStore(f"sqlite:///{db}")  # no create_schema: as when the store was down at startup
-    writer = writer_for(store, Recorder())
+    writer = writer_for(store, Recorder(), mode)
     writer.start()
     try:
         batch = rows(2)
