@@ -22,9 +22,13 @@ venv: $(STAMP)
 pipeline: $(STAMP)  ## the whole pipeline, locally (MLflow on SQLite, local processes)
 	$(BIN)/mlstack run --runtime local
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, formatting, import layering (import-linter, pyproject.toml), mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check mlstack api exporter tests benchmarks
+	$(BIN)/lint-imports --no-cache
+	$(MAKE) --no-print-directory typecheck
+
+typecheck: $(STAMP)  ## mypy (strict for the mlstack package)
 	$(BIN)/mypy mlstack api/mlstack_api exporter/mlstack_exporter tests benchmarks base-image
 
 test: lint  ## the whole suite: lint, types, unit, integration, docker e2e

@@ -76,7 +76,7 @@ def stop_services(env: dict[str, str], state_dir: Path, log: Path) -> list[str]:
 def breakdown(state: dict[str, Any]) -> dict[str, float]:
     """Where the warm run's time went, grouped: MLflow round-trips, training, ONNX, deploy wait."""
     timings: dict[str, float] = state["timings"]
-    parts = {label: 0.0 for label in CANDIDATE_PARTS.values()}
+    parts = dict.fromkeys(CANDIDATE_PARTS.values(), 0.0)
     for candidate in state["candidates"]:
         for key, label in CANDIDATE_PARTS.items():
             parts[label] += float(candidate.get("timings", {}).get(key, 0.0))

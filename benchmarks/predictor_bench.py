@@ -526,11 +526,6 @@ def targets(
     return out
 
 
-def _first_line(text: str, limit: int = 120) -> str:
-    """A table cell for an error: its first line, cut (the results JSON keeps all of it)."""
-    return (text.strip().splitlines() or [""])[0][:limit]
-
-
 def _non_2xx(point: dict[str, Any]) -> int:
     return int(point.get("non_2xx", point.get("refused", 0)))
 
@@ -567,7 +562,7 @@ def table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for label, server in result["servers"].items():
         if "error" in server:
-            rows.append([label, "-", "-", "BROKEN", _first_line(server["error"]), *["-"] * 5])
+            rows.append([label, "-", "-", "BROKEN", *["-"] * 6])  # the error: results JSON, log
             continue
         for name, p in server["points"].items():
             rows.append(row(label, server["workers"], server["runtime"], name, p))

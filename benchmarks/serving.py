@@ -62,10 +62,17 @@ class Bodies:
         return json.dumps({"dataframe_split": {"columns": self.features, "data": self.rows[:rows]}}).encode()
 
     def v2(self, rows: int) -> bytes:
-        """Open Inference Protocol v2: one FP64 tensor [rows, features], row-major (MLServer's cheapest)."""
-        data = [value for row in self.rows[:rows] for value in row]
-        tensor = {"name": "input-0", "shape": [rows, len(self.features)], "datatype": "FP64", "data": data}
-        return json.dumps({"inputs": [tensor]}).encode()
+        """Open Inference Protocol v2 with the `pd` content type: one named FP64 input per feature.
+
+        The champion's pipeline selects its columns by name, so MLServer must build a DataFrame
+        (a bare [rows, features] tensor reaches sklearn as a numpy array and fails there).
+        """
+        columns = list(zip(*self.rows[:rows], strict=True))
+        inputs = [
+            {"name": name, "shape": [rows], "datatype": "FP64", "data": list(column)}
+            for name, column in zip(self.features, columns, strict=True)
+        ]
+        return json.dumps({"parameters": {"content_type": "pd"}, "inputs": inputs}).encode()
 
 
 @dataclass

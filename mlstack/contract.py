@@ -42,7 +42,7 @@ JENKINS_TRIGGER_PARAMETER: Final = "TRIGGER_REASON"
 
 def trigger_priority(trigger: str) -> int:
     """How urgent a trigger is (unknown names: 0)."""
-    return TRIGGER_PRIORITY.get(trigger, 0)  # type: ignore[call-overload]
+    return next((priority for name, priority in TRIGGER_PRIORITY.items() if name == trigger), 0)
 
 
 def most_urgent(triggers: Iterable[str]) -> TriggerReason | None:

@@ -102,16 +102,29 @@ def _prepare(
     return prepared
 
 
+@dataclass(frozen=True)
+class DriftSampling:
+    """How much of each side the tests see: both are sampled down (reproducibly) when larger.
+
+    Args:
+        max_reference_rows: sample the reference down to this many rows; None keeps all.
+        max_current_rows: sample the current window down to this many rows; None keeps all.
+        seed: sampling seed, so readings are reproducible.
+    """
+
+    max_reference_rows: int | None = 5_000
+    max_current_rows: int | None = MAX_CURRENT_ROWS
+    seed: int = 0
+
+
 def compute_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     feature_names: Sequence[str],
     threshold: float,
     *,
-    max_reference_rows: int | None = 5_000,
-    max_current_rows: int | None = MAX_CURRENT_ROWS,
+    sampling: DriftSampling = DriftSampling(),
     preset: bool = False,
-    seed: int = 0,
     categorical: Sequence[str] | None = None,
 ) -> DriftResult:
     """Compare `current` with `reference` column by column (Evidently `DataDriftPreset`).
@@ -131,11 +144,9 @@ def compute_drift(
         current: the live window (same columns).
         feature_names: the feature columns to test.
         threshold: share of drifted features that means dataset drift (0..1).
-        max_reference_rows: sample the reference down to this many rows; None keeps all.
-        max_current_rows: sample the current window down to this many rows; None keeps all.
+        sampling: row bounds and seed (DriftSampling).
         preset: run `DataDriftPreset` as well, for its summary table in the HTML report
             (about 3x slower: it tests every column twice more).
-        seed: sampling seed, so readings are reproducible.
         categorical: the categorical features; None: those the reference holds as text
             (`categorical_columns`).
 
@@ -154,10 +165,11 @@ def compute_drift(
     _check_columns(reference, features, "reference")
     _check_columns(current, features, "current")
     window_rows = len(current)
+    max_reference_rows, max_current_rows = sampling.max_reference_rows, sampling.max_current_rows
     if max_reference_rows is not None and len(reference) > max_reference_rows:
-        reference = reference.sample(max_reference_rows, random_state=seed)
+        reference = reference.sample(max_reference_rows, random_state=sampling.seed)
     if max_current_rows is not None and len(current) > max_current_rows:
-        current = current.sample(max_current_rows, random_state=seed)
+        current = current.sample(max_current_rows, random_state=sampling.seed)
     with_prediction = PREDICTION_COLUMN in reference.columns and PREDICTION_COLUMN in current.columns
     kinds = list(categorical) if categorical is not None else categorical_columns(reference, features)
     definition = DataDefinition(

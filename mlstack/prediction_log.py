@@ -125,11 +125,11 @@ def _settle(items: list[tuple[asyncio.Future[None], BaseException | None]]) -> N
                 future.set_exception(error)
 
 
-class PredictionLogWriter:
-    """Writes prediction rows to the store with group commit; callers await their rows' commit.
+@dataclass(frozen=True)
+class WriterSettings:
+    """How the writer groups, commits and backs off (from the `prediction_store` config section).
 
     Args:
-        store: where rows go.
         queue_size: most rows waiting for a commit (including the transaction in flight); a request
             that would exceed it is refused, so memory stays bounded however many clients wait.
         batch_size: most rows per transaction; a request's rows are never split, so one request
@@ -143,32 +143,49 @@ class PredictionLogWriter:
             `synchronous=normal`, else `thread`.
     """
 
+    queue_size: int
+    batch_size: int
+    commit_delay_s: float = 0.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 5.0
+    synchronous: SqliteSynchronous = "normal"
+    busy_timeout_s: float = 5.0
+    mode: WriterMode = "auto"
+
+
+class PredictionLogWriter:
+    """Writes prediction rows to the store with group commit; callers await their rows' commit.
+
+    Args:
+        store: where rows go.
+        settings: queue bound, transaction size, commit delay, backoff, SQLite settings and mode.
+        hooks: metrics callbacks.
+        clock: monotonic time (tests move it).
+    """
+
     def __init__(
         self,
         store: PredictionStore,
-        queue_size: int,
-        batch_size: int,
-        commit_delay_s: float = 0.0,
-        retry_initial_s: float = 0.5,
-        retry_max_s: float = 5.0,
-        synchronous: SqliteSynchronous = "normal",
-        busy_timeout_s: float = 5.0,
+        settings: WriterSettings,
         hooks: WriterHooks | None = None,
         clock: Callable[[], float] = time.monotonic,
-        mode: WriterMode = "auto",
     ) -> None:
         self.store = store
-        self.queue_size = queue_size
-        self.batch_size = batch_size
-        self.commit_delay_s = commit_delay_s
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
+        self.settings = settings
+        self.queue_size = settings.queue_size
+        self.batch_size = settings.batch_size
+        self.commit_delay_s = settings.commit_delay_s
+        self.retry_initial_s = settings.retry_initial_s
+        self.retry_max_s = settings.retry_max_s
         self.hooks = hooks or WriterHooks()
         self._clock = clock
-        local = store.engine.dialect.name == "sqlite" and synchronous == "normal"
+        local = store.engine.dialect.name == "sqlite" and settings.synchronous == "normal"
+        mode = settings.mode
         self.mode: WriterMode = ("loop" if local else "thread") if mode == "auto" else mode
         loop_mode = self.mode == "loop"
-        self._appender = LogAppender(store, synchronous, busy_timeout_s, nonblocking=loop_mode)
+        self._appender = LogAppender(
+            store, settings.synchronous, settings.busy_timeout_s, nonblocking=loop_mode
+        )
         self._checkpointer = WalCheckpointer(store) if loop_mode else None
         self._write_lock = threading.Lock()  # the appender, for the rare call from outside the loop
         self._flush_scheduled = False
@@ -180,7 +197,7 @@ class PredictionLogWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._down_until = float("-inf")  # refuse until then: the last commit failed
-        self._backoff = retry_initial_s
+        self._backoff = settings.retry_initial_s
         self._last_error = ""
         self._written = 0
         self._commits = 0

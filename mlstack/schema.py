@@ -199,15 +199,6 @@ class FeatureSchema:
                 return spec.name
         return str(label)
 
-    @classmethod
-    def from_training_data(
-        cls, features: pd.DataFrame, target: pd.Series, class_names: Sequence[str], target_name: str
-    ) -> FeatureSchema:
-        """Infer the schema from the training frame (no config overrides; see `mlstack.feature_types`)."""
-        from mlstack.feature_types import infer_schema
-
-        return infer_schema(features, target, class_names, target_name)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": SCHEMA_FORMAT,
@@ -318,7 +309,8 @@ def invalid_numbers(values: np.ndarray) -> np.ndarray:
     validators use it, and the messages stay those of `FeatureSpec.check_value`.
     """
     within: np.ndarray = np.abs(values) <= FLOAT32_MAX
-    return np.logical_not(within)
+    invalid: np.ndarray = np.logical_not(within)
+    return invalid
 
 
 def numeric_values(column: pd.Series) -> pd.Series:

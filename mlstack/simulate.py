@@ -266,35 +266,49 @@ def probe_accuracy(url: str, generator: TrafficGenerator, rows: int, drifted_sha
     return float((labels == batch.true_label).mean())
 
 
-def run_simulation(
-    url: str,
-    generator: TrafficGenerator,
-    *,
-    rate: float,
-    duration_s: float,
-    batch_size: int = 1,
-    feedback_share: float = 1.0,
-    feedback_delay_s: float = 2.0,
-    max_requests: int | None = None,
-    progress: Callable[[str], None] | None = print,
-    progress_every_s: float = 5.0,
-    should_stop: Callable[[], bool] | None = None,
-    timeout: float = 10.0,
-    feedback_token: str | None = None,
-) -> SimulationReport:
-    """Send `rate` requests per second for `duration_s` seconds (at most `max_requests`), then the
-    remaining feedback (at most `feedback_delay_s` later). Bounded in count and time.
+@dataclass(frozen=True)
+class TrafficPlan:
+    """How much traffic to send, in what batches, and how much of it gets a (delayed) label.
 
     `feedback_token` is the predictor's feedback bearer token (`mlstack.tokens.feedback_token`);
     without it every label is refused and counted in `feedback_failed`.
     """
-    if not 0 < rate <= 1000:
-        raise SimulationError("rate must be in (0, 1000] requests per second")
-    if not 0 < duration_s <= MAX_DURATION_S:
-        raise SimulationError(f"duration must be in (0, {MAX_DURATION_S:g}] seconds")
-    if batch_size < 1 or not 0 <= feedback_share <= 1 or feedback_delay_s < 0:
-        raise SimulationError("batch size must be >= 1, feedback share in [0, 1], delay >= 0")
-    limit = min(max_requests or MAX_REQUESTS, MAX_REQUESTS, math.ceil(rate * duration_s))
+
+    rate: float  # requests per second
+    duration_s: float
+    batch_size: int = 1
+    feedback_share: float = 1.0
+    feedback_delay_s: float = 2.0
+    max_requests: int | None = None
+    timeout: float = 10.0  # per HTTP request
+    feedback_token: str | None = field(default=None, repr=False)
+
+    def check(self) -> None:
+        """Refuse a plan that is not bounded in count and time (SimulationError)."""
+        if not 0 < self.rate <= 1000:
+            raise SimulationError("rate must be in (0, 1000] requests per second")
+        if not 0 < self.duration_s <= MAX_DURATION_S:
+            raise SimulationError(f"duration must be in (0, {MAX_DURATION_S:g}] seconds")
+        if self.batch_size < 1 or not 0 <= self.feedback_share <= 1 or self.feedback_delay_s < 0:
+            raise SimulationError("batch size must be >= 1, feedback share in [0, 1], delay >= 0")
+
+
+def run_simulation(
+    url: str,
+    generator: TrafficGenerator,
+    plan: TrafficPlan,
+    *,
+    progress: Callable[[str], None] | None = print,
+    progress_every_s: float = 5.0,
+    should_stop: Callable[[], bool] | None = None,
+) -> SimulationReport:
+    """Send `plan.rate` requests per second for `plan.duration_s` seconds (at most `plan.max_requests`),
+    then the remaining feedback (at most `plan.feedback_delay_s` later). Bounded in count and time."""
+    plan.check()
+    rate, duration_s, batch_size = plan.rate, plan.duration_s, plan.batch_size
+    feedback_share, feedback_delay_s, timeout = plan.feedback_share, plan.feedback_delay_s, plan.timeout
+    feedback_token = plan.feedback_token
+    limit = min(plan.max_requests or MAX_REQUESTS, MAX_REQUESTS, math.ceil(rate * duration_s))
     url = url.rstrip("/")
     report = SimulationReport()
     due: deque[tuple[float, str, int]] = deque()  # (when, prediction id, true label), in time order

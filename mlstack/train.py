@@ -180,7 +180,7 @@ def _confusion_png(y: pd.Series, predicted: np.ndarray, class_names: list[str]) 
     return buffer.getvalue()
 
 
-def reference_sample(model: Any, dataset: Dataset, split: Split, rows: int, seed: int) -> pd.DataFrame:
+def reference_sample(model: Any, split: Split, rows: int, seed: int) -> pd.DataFrame:
     """The drift reference: a sample of the training data plus the model's predictions on it."""
     sample = split.x_train.sample(n=min(rows, len(split.x_train)), random_state=seed)
     return sample.assign(prediction=model.predict(sample).astype(int)).reset_index(drop=True)
@@ -261,7 +261,7 @@ def _train_in_run(
         _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)),
         contract.CONFUSION_MATRIX_ARTIFACT,
     )
-    reference = reference_sample(model, dataset, split, config.data.reference_sample_rows, config.data.seed)
+    reference = reference_sample(model, split, config.data.reference_sample_rows, config.data.seed)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
         reference.to_parquet(path, index=False)

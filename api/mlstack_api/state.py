@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from mlstack.config import Config
 from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV
-from mlstack.prediction_log import PredictionLogWriter
+from mlstack.prediction_log import PredictionLogWriter, WriterSettings
 from mlstack.registry import configure_fail_fast_client
 from mlstack.store import PredictionStore
 from mlstack_api.metrics import NO_MODEL, ApiMetrics
@@ -83,11 +83,13 @@ class ApiState:
             log.warning("prediction store not available yet (%s); predictions get 503 until it is", exc)
         self.writer = PredictionLogWriter(
             self.store,
-            queue_size=settings.queue_size,
-            batch_size=settings.batch_size,
-            commit_delay_s=settings.commit_delay_s,
-            synchronous=settings.sqlite_synchronous,
-            busy_timeout_s=settings.commit_timeout_s,
+            WriterSettings(
+                queue_size=settings.queue_size,
+                batch_size=settings.batch_size,
+                commit_delay_s=settings.commit_delay_s,
+                synchronous=settings.sqlite_synchronous,
+                busy_timeout_s=settings.commit_timeout_s,
+            ),
             hooks=self.metrics,
         )
         self.writer.start()

@@ -61,7 +61,14 @@ def simulate(ctx: typer.Context, drift: DriftOptions, traffic: TrafficOptions, s
     if ctx.invoked_subcommand is not None:
         return
     from mlstack.data import load_base_dataset
-    from mlstack.simulate import DriftSpec, SimulationError, TrafficGenerator, check_target, run_simulation
+    from mlstack.simulate import (
+        DriftSpec,
+        SimulationError,
+        TrafficGenerator,
+        TrafficPlan,
+        check_target,
+        run_simulation,
+    )
     from mlstack.tokens import feedback_token
 
     cfg = build_config(source)
@@ -85,18 +92,16 @@ def simulate(ctx: typer.Context, drift: DriftOptions, traffic: TrafficOptions, s
         )
         if warning := generator.plausibility_warning():
             typer.secho(f"note: {warning}", fg=typer.colors.YELLOW)
-        report = run_simulation(
-            target,
-            generator,
+        plan = TrafficPlan(
             rate=traffic.rate,
             duration_s=traffic.duration,
             batch_size=traffic.batch_size,
             feedback_share=traffic.feedback_share,
             feedback_delay_s=traffic.feedback_delay,
             max_requests=traffic.max_requests,
-            progress=typer.echo,
             feedback_token=feedback_token(cfg),
         )
+        report = run_simulation(target, generator, plan, progress=typer.echo)
     except SimulationError as exc:
         fail(str(exc), code=EXIT_BAD_INPUT)
     if report.stopped_early:

@@ -26,6 +26,7 @@ from mlstack.contract import (
     REQUIRED_SECRETS,
 )
 from mlstack.deployment import RuntimeActionError
+from mlstack.progress import report
 
 log = logging.getLogger(__name__)
 
@@ -229,13 +230,13 @@ class ComposeRuntime:
             self.compose(config, "kill", "-s", "SIGHUP", "prometheus", check=False)
         self.wait_containers(services, config.services.healthcheck_timeout_s)
         for service in services:
-            print(f"  {service}: healthy")
+            report(f"  {service}: healthy")
 
     def deploy(self, config: Config) -> None:
         # Only this project's api/exporter are recreated; the platform is left as it is.
         self.compose(config, "up", "-d", "--no-deps", "--force-recreate", *APP_SERVICES)
         for service in APP_SERVICES:
-            print(f"  {service}: recreated")
+            report(f"  {service}: recreated")
 
     def healthcheck(self, config: Config) -> dict[str, str]:
         timeout = config.services.healthcheck_timeout_s
@@ -275,7 +276,7 @@ class ComposeRuntime:
     def stop(self, config: Config) -> None:
         # `down` keeps the named volumes (database, artifacts, dashboards state).
         self.compose(config, "down", "--remove-orphans")
-        print(f"  compose project {self.project_name}: down (volumes kept)")
+        report(f"  compose project {self.project_name}: down (volumes kept)")
 
     # -- helpers -------------------------------------------------------------------------------
     def run_trainer(
@@ -316,7 +317,7 @@ class ComposeRuntime:
         if pending:
             details = "\n".join(f"{s}: {states.get(s)}\n{self.logs(s)}" for s in pending)
             raise RuntimeActionError(f"not healthy after {timeout:.0f}s: {pending}\n{details}")
-        return {s: "healthy" for s in services}
+        return dict.fromkeys(services, "healthy")
 
     def _container_state(self, service: str) -> str:
         # `compose run` (one-off) containers are not the service's own.

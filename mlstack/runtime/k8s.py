@@ -37,6 +37,7 @@ from mlstack.contract import (
 )
 from mlstack.deployment import RuntimeActionError
 from mlstack.monitoring.endpoints import K8S_MONITORING_DIR
+from mlstack.progress import report
 from mlstack.runtime.compose import PROJECT_IMAGES, host_ports
 
 log = logging.getLogger(__name__)
@@ -369,7 +370,7 @@ class K8sRuntime:
         timeout = config.services.healthcheck_timeout_s
         for workload in self.workloads(component):
             self._run(self.rollout_command(workload, timeout), what=f"wait for {workload.ref}")
-            print(f"  {workload.ref}: rolled out")
+            report(f"  {workload.ref}: rolled out")
 
     def _write_wrapper(self) -> None:
         """A kustomization over the overlay that sets the project images' tag to $MLSTACK_TAG."""

@@ -27,6 +27,7 @@ from mlstack.contract import (
     config_env_var,
 )
 from mlstack.deployment import RuntimeActionError
+from mlstack.progress import report
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,7 @@ class LocalRuntime:
 
         token, created = ensure_feedback_token(config)
         if created is not None:
-            print(
+            report(
                 f"  feedback token: generated into {created} (mode 0600); POST /feedback needs "
                 f"`Authorization: Bearer <it>`; set {FEEDBACK_TOKEN_ENV} to choose your own"
             )
@@ -251,7 +252,7 @@ class LocalRuntime:
         alertmanager = shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
         missing = [n for n, p in (("prometheus", prometheus), ("alertmanager", alertmanager)) if not p]
         if missing:
-            print(
+            report(
                 f"note: {', '.join(missing)} not on PATH: the local runtime runs without it "
                 "(install Debian's prometheus / prometheus-alertmanager to get alerts locally)"
             )
@@ -263,7 +264,7 @@ class LocalRuntime:
 
             rendered = render_monitoring(config, "local", out_dir)
         except Exception as exc:
-            print(f"note: monitoring config could not be rendered ({exc}): running without Prometheus")
+            report(f"note: monitoring config could not be rendered ({exc}): running without Prometheus")
             return []
         s = config.services
         services = []
@@ -332,13 +333,13 @@ class LocalRuntime:
     def start_platform(self, config: Config) -> None:
         trigger = self.trigger_services(config)
         if not trigger:
-            print(
+            report(
                 f"note: {WEBHOOK_TOKEN_ENV} is not set: the CT trigger (Alertmanager's retrain webhook) "
                 "is not started (docs/continuous-training.md)"
             )
         services = [self.mlflow_service(config), *self.monitoring_services(config), *trigger]
         for service in services:
-            print(f"  {service.name}: {self.ensure(service)}")
+            report(f"  {service.name}: {self.ensure(service)}")
         self.wait_healthy(services, config.services.healthcheck_timeout_s)
         self._reload_prometheus(config)
 
@@ -353,10 +354,10 @@ class LocalRuntime:
     def deploy(self, config: Config) -> None:
         services = self.app_services(config)
         if not services:
-            print("  no predictor/exporter installed yet: nothing to deploy")
+            report("  no predictor/exporter installed yet: nothing to deploy")
         for service in services:
             # The predictor hot-reloads the champion; a running healthy instance is kept.
-            print(f"  {service.name}: {self.ensure(service)}")
+            report(f"  {service.name}: {self.ensure(service)}")
 
     def all_services(self, config: Config) -> list[Service]:
         return [
@@ -406,4 +407,4 @@ class LocalRuntime:
     def stop(self, config: Config) -> None:
         for name in reversed(self.procs.names()):
             if self.procs.stop(name):
-                print(f"  stopped {name}")
+                report(f"  stopped {name}")

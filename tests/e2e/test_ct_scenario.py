@@ -48,7 +48,14 @@ from mlstack.contract import STAGES
 from mlstack.ct import AuditLog, last_retrain_at
 from mlstack.data import load_base_dataset
 from mlstack.runtime.local import LocalRuntime
-from mlstack.simulate import DriftSpec, SimulationReport, TrafficGenerator, probe_accuracy, run_simulation
+from mlstack.simulate import (
+    DriftSpec,
+    SimulationReport,
+    TrafficGenerator,
+    TrafficPlan,
+    probe_accuracy,
+    run_simulation,
+)
 from mlstack.tokens import feedback_token, feedback_token_file
 from tests.support.binaries import require_binary
 from tests.support.ct import notification
@@ -202,14 +209,17 @@ class Traffic(threading.Thread):
 
     def run(self) -> None:
         try:
-            self.report = run_simulation(
-                self.url,
-                self.generator,
+            plan = TrafficPlan(
                 rate=RATE,
                 duration_s=self.duration_s,
                 batch_size=BATCH,
                 feedback_delay_s=1.0,
                 feedback_token=self.token,
+            )
+            self.report = run_simulation(
+                self.url,
+                self.generator,
+                plan,
                 progress=self.lines.append,
                 should_stop=self.stopping.is_set,
             )

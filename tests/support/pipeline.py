@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mlstack.config import Config, load_config
-from mlstack.pipeline import Options, Pipeline, PipelineState
+from mlstack.pipeline import Options, Pipeline
+from mlstack.state import PipelineState
 from tests.support.mlflow_server import MlflowServer
 
 TRAINING = ["validate-data", "train", "register", "gate", "approve", "promote"]

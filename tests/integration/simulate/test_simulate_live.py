@@ -11,7 +11,7 @@ import pytest
 from mlstack import registry
 from mlstack.config import load_config
 from mlstack.data import load_base_dataset
-from mlstack.simulate import DriftSpec, TrafficGenerator, probe_accuracy, run_simulation
+from mlstack.simulate import DriftSpec, TrafficGenerator, TrafficPlan, probe_accuracy, run_simulation
 from mlstack.store import PredictionStore
 from tests.support.pipeline import TrainedRegistry, isolated_config
 from tests.support.services import run_api
@@ -35,14 +35,13 @@ def test_drifted_labelled_traffic_reaches_the_real_predictor_and_store(
         clean_accuracy = probe_accuracy(api.url, generator, 200, drifted_share=0.0)
         lines: list[str] = []
         started = time.monotonic()
+        plan = TrafficPlan(
+            rate=20, duration_s=3, batch_size=4, feedback_delay_s=0.5, feedback_token=api.feedback_token
+        )
         report = run_simulation(
             api.url,
             generator,
-            rate=20,
-            duration_s=3,
-            batch_size=4,
-            feedback_delay_s=0.5,
-            feedback_token=api.feedback_token,
+            plan,
             progress=lines.append,
             progress_every_s=1,
         )

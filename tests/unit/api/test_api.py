@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from mlstack.config import REPO_ROOT, Config
 from mlstack.data import load_base_dataset, split
-from mlstack.schema import FeatureSchema
+from mlstack.feature_types import infer_schema
 from mlstack.store import PredictionStore
 from tests.support.metrics import family_names, metric_total, parse_metrics
 from tests.support.net import free_port, wait_until
@@ -59,9 +59,7 @@ def served_model() -> ServedModel:
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(
         parts.x_train, parts.y_train
     )
-    schema = FeatureSchema.from_training_data(
-        parts.x_train, parts.y_train, dataset.class_names, dataset.target_name
-    )
+    schema = infer_schema(parts.x_train, parts.y_train, dataset.class_names, dataset.target_name)
     return ServedModel(
         name="wine-classifier",
         version="7",

@@ -36,7 +36,7 @@ def test_env_then_cli_overrides() -> None:
 
 
 @pytest.mark.parametrize(
-    "override, message",
+    ("override", "message"),
     [
         ({"gate.floor": 1.5}, "floor"),
         ({"training.primary_metric": "auc"}, "primary_metric"),

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from mlstack import contract
-from mlstack.config import DEFAULT_CONFIG_PATH, REPO_ROOT, Config, TriggerReason, load_config
+from mlstack.config import DEFAULT_CONFIG_PATH, REPO_ROOT, Config, load_config
+from mlstack.contract import TriggerReason
 
 # --------------------------------------------------------------------------- internal consistency
 

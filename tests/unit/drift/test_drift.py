@@ -10,7 +10,7 @@ import pytest
 
 from mlstack.config import DataConfig
 from mlstack.data import load_base_dataset
-from mlstack.drift import compute_drift, write_html_report, write_placeholder_report
+from mlstack.drift import DriftSampling, compute_drift, write_html_report, write_placeholder_report
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,7 @@ def test_large_frames_are_sampled_down(wine: pd.DataFrame) -> None:
         _sample(wine, 5000, 2),
         features,
         0.5,
-        max_reference_rows=800,
-        max_current_rows=2000,
+        sampling=DriftSampling(max_reference_rows=800, max_current_rows=2000),
     )
     assert result.reference_rows == 800
     assert result.current_rows == 5000 and result.sampled_current_rows == 2000

@@ -52,7 +52,7 @@ def test_below_floor_even_if_better_than_champion() -> None:
     assert not gate(0.84, 0.70).promote
 
 
-@pytest.mark.parametrize("challenger, champion", [(0.1, 0.99), (0.5, None)])
+@pytest.mark.parametrize(("challenger", "champion"), [(0.1, 0.99), (0.5, None)])
 def test_force_overrides_and_is_recorded(challenger: float, champion: float | None) -> None:
     decision = gate(challenger, champion, force=True)
     assert decision.promote and decision.forced and "forced" in decision.reason

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from mlstack.prediction_log import LogRefused, PredictionLogWriter, RefusalReason, WriterHooks, WriterMode
+from mlstack.prediction_log import (
+    LogRefused,
+    PredictionLogWriter,
+    RefusalReason,
+    WriterHooks,
+    WriterMode,
+    WriterSettings,
+)
 from mlstack.store import PredictionRows, PredictionStore
 
 
@@ -79,11 +86,13 @@ def writer_for(
     settings: dict[str, float] = {"queue_size": 10_000, "batch_size": 1000, **options}
     writer = PredictionLogWriter(
         store,
-        queue_size=int(settings.pop("queue_size")),
-        batch_size=int(settings.pop("batch_size")),
+        WriterSettings(
+            queue_size=int(settings.pop("queue_size")),
+            batch_size=int(settings.pop("batch_size")),
+            mode=mode,
+            **settings,  # type: ignore[arg-type]
+        ),
         hooks=hooks,
-        mode=mode,
-        **settings,  # type: ignore[arg-type]
     )
     assert writer.mode == mode
     return writer
@@ -142,7 +151,10 @@ def test_a_failed_commit_refuses_its_requests_and_the_next_ones_until_the_store_
     hooks = Recorder()
     now = [0.0]  # the writer's clock: the backoff passes when the test says so
     writer = PredictionLogWriter(
-        store, 100, 100, retry_initial_s=0.3, retry_max_s=0.3, hooks=hooks, clock=lambda: now[0], mode=mode
+        store,
+        WriterSettings(100, 100, retry_initial_s=0.3, retry_max_s=0.3, mode=mode),
+        hooks=hooks,
+        clock=lambda: now[0],
     )
     writer.start()
     try:

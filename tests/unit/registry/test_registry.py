@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import pytest
@@ -31,7 +32,7 @@ def client(config: Config) -> MlflowClient:
 def local_actor(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(APPROVED_BY_ENV, raising=False)
     monkeypatch.delenv(BUILD_TAG_ENV, raising=False)
-    monkeypatch.setattr(registry.getpass, "getuser", lambda: "alice")
+    monkeypatch.setattr(getpass, "getuser", lambda: "alice")
 
 
 def test_actor_prefers_the_jenkins_approver_then_the_build_then_the_user(
@@ -48,7 +49,7 @@ def test_actor_without_a_user_name(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_user() -> str:
         raise KeyError("uid 12345 has no passwd entry")
 
-    monkeypatch.setattr(registry.getpass, "getuser", no_user)
+    monkeypatch.setattr(getpass, "getuser", no_user)
     assert registry.actor() == "user:unknown"
 
 

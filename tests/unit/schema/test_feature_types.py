@@ -32,7 +32,7 @@ def customers_config(**columns: ColumnOverride) -> DataConfig:
 
 
 @pytest.mark.parametrize(
-    "values, kind",
+    ("values", "kind"),
     [
         ([1, 2, 3], NUMERIC),
         ([1.5, None, 2.5], NUMERIC),
@@ -128,7 +128,7 @@ def test_a_declared_categorical_column_is_read_as_text(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "data, message",
+    ("data", "message"),
     [
         ({"columns": {"age": {"type": "numeric", "categories": ["a"]}}}, "categorical columns"),
         ({"columns": {"plan": {"categories": ["a", "a"]}}}, "distinct"),
@@ -231,7 +231,7 @@ def test_request_values_are_checked_per_type(mixed: FeatureSchema) -> None:
 
 
 @pytest.mark.parametrize(
-    "instance, field, message",
+    ("instance", "field", "message"),
     [
         ({"age": 1, "plan": None, "region": "n"}, "plan", "is required"),
         ({"age": 1, "plan": "", "region": "n"}, "plan", "is required"),

@@ -165,7 +165,7 @@ def test_the_predictors_fast_path_agrees_with_the_schema(case: tuple[FeatureSche
 @given(schemas(), st.integers(min_value=2**1024, max_value=2**1100))
 @settings(max_examples=5, deadline=None)
 def test_an_integer_too_large_for_a_float_raises_schema_error(schema: FeatureSchema, huge: int) -> None:
-    instance = {name: 0.0 for name in schema.feature_names}
+    instance = dict.fromkeys(schema.feature_names, 0.0)
     instance[schema.feature_names[0]] = huge
     with pytest.raises(SchemaError):
         schema.validate_instance(instance, 0)
@@ -175,7 +175,7 @@ def test_an_integer_too_large_for_a_float_raises_schema_error(schema: FeatureSch
 @settings(max_examples=5, deadline=None)
 def test_to_matrix_never_returns_non_finite_values(schema: FeatureSchema, large: float) -> None:
     assume(len(schema.features) >= 1)
-    instance = {name: 0.0 for name in schema.feature_names}
+    instance = dict.fromkeys(schema.feature_names, 0.0)
     instance[schema.feature_names[0]] = large
     try:
         matrix = schema.to_matrix([instance])

@@ -204,7 +204,7 @@ def test_secrets_are_compared_in_constant_time_only() -> None:
     # The token-protected HTTP endpoints: predictor /admin/reload and /feedback, CT trigger /alertmanager.
     from mlstack_api import routes
 
-    from mlstack.trigger_server import bearer_token_ok
+    from mlstack.ct import bearer_token_ok
 
     token_checkers = {inspect.getsourcefile(routes), inspect.getsourcefile(bearer_token_ok)}
     assert {str(Path(p).relative_to(REPO_ROOT)) for p in token_checkers if p} <= set(checkers), checkers
@@ -279,7 +279,7 @@ def test_the_predictor_refuses_admin_calls_when_no_token_is_configured() -> None
 
 
 def test_trigger_token_check_refuses_near_misses() -> None:
-    from mlstack.trigger_server import bearer_token_ok
+    from mlstack.ct import bearer_token_ok
 
     assert bearer_token_ok(f"Bearer {TOKEN}", TOKEN)
     for header in (None, "", "Bearer", f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN):

@@ -14,6 +14,7 @@ from mlstack.simulate import (
     DriftSpec,
     SimulationError,
     TrafficGenerator,
+    TrafficPlan,
     check_target,
     run_simulation,
 )
@@ -92,16 +93,18 @@ def test_label_shift_zero_keeps_labels_and_bad_parameters_are_refused() -> None:
     far = TrafficGenerator(DATASET, DriftSpec("sudden", ("alcohol",), magnitude=12))
     assert "alcohol" in (far.plausibility_warning() or "")
     with pytest.raises(SimulationError, match="rate"):
-        run_simulation("http://127.0.0.1:1", keep, rate=0, duration_s=1)
+        run_simulation("http://127.0.0.1:1", keep, TrafficPlan(rate=0, duration_s=1))
     with pytest.raises(SimulationError, match="duration"):
-        run_simulation("http://127.0.0.1:1", keep, rate=1, duration_s=10**9)
+        run_simulation("http://127.0.0.1:1", keep, TrafficPlan(rate=1, duration_s=10**9))
 
 
 def test_unreachable_predictor_fails_fast_and_bounded() -> None:
     generator = TrafficGenerator(DATASET, DriftSpec("none"), seed=3)
     started = time.monotonic()
     with pytest.raises(SimulationError, match="every request"):
-        run_simulation(f"http://127.0.0.1:{free_port()}", generator, rate=200, duration_s=30, progress=None)
+        run_simulation(
+            f"http://127.0.0.1:{free_port()}", generator, TrafficPlan(rate=200, duration_s=30), progress=None
+        )
     assert time.monotonic() - started < 10  # gives up after 20 consecutive failures, not after 30 s
 
 

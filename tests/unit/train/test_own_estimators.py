@@ -138,7 +138,7 @@ BROKEN = [
 ]
 
 
-@pytest.mark.parametrize("estimator, params, message", BROKEN)
+@pytest.mark.parametrize(("estimator", "params", "message"), BROKEN)
 def test_a_broken_candidate_is_named_with_its_error(
     customers: Customers, estimator: str, params: dict[str, Any], message: str
 ) -> None:
@@ -176,7 +176,7 @@ def test_import_object_does_not_hide_an_import_error_inside_the_module(
 
 
 @pytest.mark.parametrize(
-    "estimator, scale",
+    ("estimator", "scale"),
     [
         ("LogisticRegression", True),
         ("RandomForestClassifier", False),

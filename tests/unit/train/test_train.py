@@ -22,9 +22,11 @@ from mlstack import contract, train
 from mlstack.config import CandidateConfig, Config, load_config
 from mlstack.data import Dataset, Split, load_base_dataset, split
 from mlstack.estimators import CandidateError, build_candidate
+from mlstack.feature_types import infer_schema
 from mlstack.preprocessing import MODEL_STEP, PREPROCESS_STEP
 from mlstack.schema import FeatureSchema
-from mlstack.train import CandidateResult, evaluate, export_onnx, reference_sample
+from mlstack.state import CandidateResult
+from mlstack.train import evaluate, export_onnx, reference_sample
 from tests.support.mlflow_store import FileStore, file_store
 
 
@@ -70,9 +72,7 @@ def candidate(name: str = "c", estimator: str = "LogisticRegression", **params: 
 @pytest.fixture(scope="module")
 def wine_schema(wine: tuple[Dataset, Split]) -> FeatureSchema:
     dataset, _ = wine
-    return FeatureSchema.from_training_data(
-        dataset.features, dataset.target, dataset.class_names, dataset.target_name
-    )
+    return infer_schema(dataset.features, dataset.target, dataset.class_names, dataset.target_name)
 
 
 def build_estimator(config: CandidateConfig, schema: FeatureSchema) -> Pipeline:
@@ -170,17 +170,17 @@ def test_onnx_conversion_failure_is_skipped_with_the_reason(
 def test_reference_sample_is_training_rows_with_the_models_predictions(
     wine: tuple[Dataset, Split], wine_schema: FeatureSchema
 ) -> None:
-    dataset, data = wine
+    _, data = wine
     model = build_estimator(candidate(max_iter=2000), wine_schema).fit(data.x_train, data.y_train)
-    sample = reference_sample(model, dataset, data, rows=50, seed=7)
+    sample = reference_sample(model, data, rows=50, seed=7)
     assert len(sample) == 50 and list(sample.columns) == [*data.x_train.columns, "prediction"]
     assert sample["prediction"].dtype.kind == "i"
     assert sample["prediction"].tolist() == model.predict(sample.drop(columns="prediction")).tolist()
     train_rows = {tuple(row) for row in data.x_train.to_numpy().tolist()}
     assert all(tuple(row) in train_rows for row in sample.drop(columns="prediction").to_numpy().tolist())
-    again = reference_sample(model, dataset, data, rows=50, seed=7)
+    again = reference_sample(model, data, rows=50, seed=7)
     assert again.equals(sample)  # seeded
-    everything = reference_sample(model, dataset, data, rows=10_000, seed=7)
+    everything = reference_sample(model, data, rows=10_000, seed=7)
     assert len(everything) == len(data.x_train)  # capped at the training set
 
 

@@ -9,6 +9,7 @@ import pytest
 from mlstack.config import DataConfig
 from mlstack.data import Dataset, load_base_dataset
 from mlstack.data_validation import DataValidationError, ensure_valid, validate_dataset
+from mlstack.feature_types import infer_schema
 from mlstack.schema import FeatureSchema
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -21,7 +22,7 @@ def csv_dataset(name: str) -> Dataset:
 @pytest.fixture(scope="module")
 def wine_schema() -> FeatureSchema:
     wine = load_base_dataset(DataConfig())
-    return FeatureSchema.from_training_data(wine.features, wine.target, wine.class_names, "target")
+    return infer_schema(wine.features, wine.target, wine.class_names, "target")
 
 
 def test_wine_and_the_good_fixture_pass(wine_schema: FeatureSchema) -> None:
@@ -30,7 +31,7 @@ def test_wine_and_the_good_fixture_pass(wine_schema: FeatureSchema) -> None:
 
 
 @pytest.mark.parametrize(
-    "fixture, expected",
+    ("fixture", "expected"),
     [
         ("wine_missing_values.csv", "column 'alcohol': 3 rows have missing values"),
         ("wine_bad_types.csv", "column 'magnesium': 2 rows are not numeric"),
