@@ -24,7 +24,8 @@ import requests
 
 from mlstack import contract, registry
 from mlstack.config import REPO_ROOT, Config, load_config
-from mlstack.pipeline import PipelineState, summary_frame
+from mlstack.pipeline import summary_frame
+from mlstack.state import PipelineState
 from tests.support.binaries import require_binary
 from tests.support.metrics import metric_total, parse_metrics, sample_value
 from tests.support.mlflow_server import MlflowServer, start_mlflow_server

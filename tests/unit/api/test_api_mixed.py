@@ -169,7 +169,7 @@ def test_both_runtimes_agree_on_raw_rows(tmp_path: Path, trained: tuple[Any, Fea
 
 
 @pytest.mark.parametrize(
-    "instance, field, detail",
+    ("instance", "field", "detail"),
     [
         (row(plan="gold"), "instances[0].plan", "unknown category 'gold'; expected one of ['basic', "),
         (row(plan=None), "instances[0].plan", "is required"),
