@@ -231,6 +231,33 @@ EXIT_BAD_INPUT: Final = 2  # an invalid argument or configuration (nothing was d
 EXIT_LOCKED: Final = 3  # another pipeline run holds the lock
 EXIT_HELD_BACK: Final = 10  # `mlstack ct check`: the CT policy holds a retrain back
 
+# --------------------------------------------------------------------------- predictor routes
+
+# The predictor's own API.
+PREDICT_PATH: Final = "/predict"
+FEEDBACK_PATH: Final = "/feedback"
+HEALTHZ_PATH: Final = "/healthz"
+READYZ_PATH: Final = "/readyz"
+VERSION_PATH: Final = "/version"
+SCHEMA_PATH: Final = "/schema"
+METRICS_PATH: Final = "/metrics"
+ADMIN_RELOAD_PATH: Final = "/admin/reload"
+# `mlflow models serve`'s scoring protocol (the pyfunc scoring server's routes).
+INVOCATIONS_PATH: Final = "/invocations"
+PING_PATH: Final = "/ping"
+HEALTH_PATH: Final = "/health"
+# Open Inference Protocol v2 (KServe, MLServer, Triton); {model_name} is the registered model's name.
+V2_SERVER_PATH: Final = "/v2"
+V2_LIVE_PATH: Final = "/v2/health/live"
+V2_READY_PATH: Final = "/v2/health/ready"
+V2_MODEL_PATH: Final = "/v2/models/{model_name}"
+V2_MODEL_READY_PATH: Final = "/v2/models/{model_name}/ready"
+V2_INFER_PATH: Final = "/v2/models/{model_name}/infer"
+V2_VERSION_PATH: Final = "/v2/models/{model_name}/versions/{model_version}"
+V2_VERSION_READY_PATH: Final = "/v2/models/{model_name}/versions/{model_version}/ready"
+V2_VERSION_INFER_PATH: Final = "/v2/models/{model_name}/versions/{model_version}/infer"
+
+
 # --------------------------------------------------------------------------- services and ports
 
 Service = Literal["postgres", "mlflow", "api", "exporter", "prometheus", "alertmanager", "grafana", "jenkins"]

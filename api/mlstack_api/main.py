@@ -18,14 +18,16 @@ from starlette.responses import Response
 
 from mlstack.config import Config, load_config
 from mlstack.logs import configure_package_logging
+from mlstack_api import API_VERSION
 from mlstack_api.metrics import RequestMetricsMiddleware
 from mlstack_api.model import ServedModel
+from mlstack_api.protocol_routes import router as protocol_router
+from mlstack_api.protocols import protocol_components
 from mlstack_api.request_validation import openapi_components
 from mlstack_api.routes import Refused, refused_response, router
 from mlstack_api.state import ApiState, admin_token_from_env, feedback_token_from_env
 
 log = logging.getLogger(__name__)
-API_VERSION = "1.0.0"
 _FROM_ENV = object()
 
 
@@ -78,6 +80,7 @@ def create_app(
     )
     app.state.api = state
     app.include_router(router)
+    app.include_router(protocol_router)
     static_dir = resources.files("mlstack_api").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static_dir)), name="static")
     app.add_middleware(RequestMetricsMiddleware, metrics=state.metrics, current_version=state.model_version)
@@ -114,7 +117,11 @@ def _install_openapi(app: FastAPI, state: ApiState) -> None:
                 routes=app.routes,
             )
             components = doc.setdefault("components", {}).setdefault("schemas", {})
-            components.update(openapi_components(model.schema if model else None, state.config.api.max_batch))
+            schema = model.schema if model else None
+            components.update(openapi_components(schema, state.config.api.max_batch))
+            components.update(protocol_components(schema, state.config.api.max_batch))
+            served_version = model.version if model else None
+            _name_path_parameters(doc, state.config.project.registered_model, served_version)
             if model is not None:  # the labels /feedback accepts are the served model's
                 feedback = components["FeedbackRequest"]["properties"]["true_label"]
                 feedback["enum"] = list(model.class_labels)
@@ -123,6 +130,17 @@ def _install_openapi(app: FastAPI, state: ApiState) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _name_path_parameters(doc: dict[str, Any], model_name: str, version: str | None) -> None:
+    """The v2 routes' `{model_name}` (and `{model_version}`) can only be the served model's."""
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("name") == "model_name":
+                    parameter["schema"] = {"type": "string", "enum": [model_name]}
+                elif parameter.get("name") == "model_version" and version is not None:
+                    parameter["schema"] = {"type": "string", "enum": [version]}
 
 
 app = create_app()

@@ -64,10 +64,15 @@ class Scored:
         """Predictions per class index (for the per-class counter: one increment per class, not per row)."""
         return np.bincount(self.winners, minlength=classes).tolist()
 
+    def class_names(self, model: ServedModel) -> list[str]:
+        """The predicted class's name per row."""
+        names: list[str] = np.asarray(model.class_names, dtype=object)[self.winners].tolist()
+        return names
+
     def response_items(self, model: ServedModel) -> list[dict[str, Any]]:
         """`/predict`'s `predictions` list: id, label, class name and the probability of each class."""
         names = model.class_names
-        class_names = np.asarray(names, dtype=object)[self.winners].tolist()
+        class_names = self.class_names(model)
         by_class = map(dict, map(zip, repeat(names), self.probabilities))
         return list(
             map(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -67,19 +68,36 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
         raise RequestError(
             422, f"'instances' has {len(instances)} items; at most {max_batch} per request", "instances"
         )
+    return model_input(instances, schema)
+
+
+def _instances_locate(index: int, feature: str) -> str:
+    return f"instances[{index}].{feature}"
+
+
+def model_input(
+    instances: list[Any], schema: FeatureSchema, locate: Callable[[int, str], str] = _instances_locate
+) -> tuple[list[Any], ModelInput]:
+    """Validate instances (from any protocol) into the model's input.
+
+    Returns the instances to log (as sent; one that left out a nullable feature gets null for it)
+    and the model's input: one float matrix when every feature is a required number (the fast
+    path), else the model frame (numbers as float64 with NaN for missing, categories as strings).
+
+    Raises:
+        RequestError: 422 whose message and field name the first bad value where the client put it
+            (`locate(instance index, feature)`; `/predict`: `instances[i].feature`).
+    """
     try:
-        batch: ModelInput
         if schema.all_numeric_required:
-            batch = fast_matrix(instances, schema)
-        else:
-            instances, batch = model_frame(instances, schema)
+            return instances, fast_matrix(instances, schema)
+        return model_frame(instances, schema)
     except SchemaError as exc:
-        field = f"instances[{exc.index}].{exc.field}" if exc.index is not None else exc.field
-        raise RequestError(422, str(exc), field) from exc
+        field = locate(exc.index, exc.field) if exc.index is not None else exc.field
+        raise RequestError(422, f"{field}: {exc.message}", field) from exc
     except OverflowError as exc:  # an integer literal too large for a float
         field = _overflowing_field(instances)
         raise RequestError(422, f"{field}: number is too large", field) from exc
-    return instances, batch
 
 
 def model_frame(instances: list[Any], schema: FeatureSchema) -> tuple[list[Any], pd.DataFrame]:

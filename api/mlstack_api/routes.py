@@ -17,9 +17,22 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from mlstack.contract import ADMIN_TOKEN_ENV, FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
+from mlstack.contract import (
+    ADMIN_RELOAD_PATH,
+    ADMIN_TOKEN_ENV,
+    FEEDBACK_PATH,
+    FEEDBACK_TOKEN_ENV,
+    HEALTHZ_PATH,
+    METRICS_PATH,
+    PREDICT_PATH,
+    READYZ_PATH,
+    SCHEMA_PATH,
+    STATE_FEEDBACK_TOKEN,
+    VERSION_PATH,
+)
 from mlstack.prediction_log import LogRefused
-from mlstack_api.predictions import Unscorable, score
+from mlstack_api.model import ServedModel
+from mlstack_api.predictions import Scored, Unscorable, score
 from mlstack_api.request_validation import RequestError, decode_json, parse_instances, unknown_categories
 from mlstack_api.state import ApiState
 
@@ -65,7 +78,7 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): {"description": meaning[code], "content": _ref("Error")} for code in codes}
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     """Read the body, refusing more than `limit` bytes (413) before buffering it all."""
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -90,7 +103,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 @router.post(
-    "/predict",
+    PREDICT_PATH,
     summary="Predict the class of one or more instances",
     openapi_extra={
         "requestBody": {"required": True, "content": _ref("PredictRequest")},
@@ -111,29 +124,39 @@ async def predict(request: Request) -> Response:
         return _error(503, state.not_ready_reason())
     api = state.config.api
     try:
-        payload = decode_json(await _read_body(request, api.max_body_bytes))
+        payload = decode_json(await read_body(request, api.max_body_bytes))
         instances, batch = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
     try:
-        scored = score(model, batch)
+        scored = await predict_and_log(request, state, model, instances, batch)
     except Unscorable as exc:
         field = f"instances[{exc.index}]"
         return _error(422, f"{field}: {exc}", field)
-    unseen = unknown_categories(batch, model.schema)
+    except LogRefused as refused:
+        return _error(503, refused.message, headers={"Retry-After": refused.retry_after})
+    return _json({"predictions": scored.response_items(model), "model": model.info()})
+
+
+async def predict_and_log(
+    request: Request, state: ApiState, model: ServedModel, instances: list[Any], model_input: Any
+) -> Scored:
+    """Score validated instances, log them (answer only once committed), count them: every protocol's path.
+
+    Raises:
+        Unscorable: the model's probabilities for an instance are not finite.
+        LogRefused: the prediction log could not store the rows (answer 503 with Retry-After).
+    """
+    scored = score(model, model_input)
     writer = state.writer
-    if writer is not None:
-        try:  # acknowledged means stored: answer only once the rows' transaction committed
-            await writer.write(
-                scored.log_rows(model, instances), state.config.prediction_store.commit_timeout_s
-            )
-        except LogRefused as refused:
-            return _error(503, refused.message, headers={"Retry-After": refused.retry_after})
+    if writer is not None:  # acknowledged means stored: answer only once the rows' transaction committed
+        await writer.write(scored.log_rows(model, instances), state.config.prediction_store.commit_timeout_s)
     request.state.model_version = model.version
     state.metrics.observe_predictions(model, scored.class_counts(len(model.class_names)))
-    if unseen:
+    unseen = unknown_categories(model_input, model.schema)
+    if unseen:  # accepted unseen categories of open vocabularies, whichever protocol sent them
         state.metrics.observe_unknown_categories(model, unseen)
-    return _json({"predictions": scored.response_items(model), "model": model.info()})
+    return scored
 
 
 class Refused(Exception):
@@ -189,7 +212,7 @@ class FeedbackRequest(BaseModel):
 
 
 @router.post(
-    "/feedback",
+    FEEDBACK_PATH,
     summary="Record the true label of a served prediction (feedback bearer token)",
     responses={200: {"description": "feedback stored"}, **_errors(400, 401, 403, 404, 422, 503)},  # type: ignore[dict-item]
     dependencies=[Depends(require_feedback_token)],
@@ -218,13 +241,13 @@ def feedback(body: FeedbackRequest, request: Request) -> Response:
     return _json({"prediction_id": body.prediction_id, "true_label": body.true_label, "status": "accepted"})
 
 
-@router.get("/healthz", summary="Liveness: the process answers")
+@router.get(HEALTHZ_PATH, summary="Liveness: the process answers")
 async def healthz() -> Response:
     return _json({"status": "ok"})
 
 
 @router.get(
-    "/readyz",
+    READYZ_PATH,
     summary="Readiness: a model is loaded",
     responses={200: {"description": "serving"}, **_errors(503)},  # type: ignore[dict-item]
 )
@@ -241,7 +264,7 @@ def _iso(ts: float) -> str:
 
 
 @router.get(
-    "/version",
+    VERSION_PATH,
     summary="The served model and when it was loaded",
     responses=_errors(503),  # type: ignore[arg-type]
 )
@@ -265,7 +288,7 @@ async def version(request: Request) -> Response:
 
 
 @router.get(
-    "/schema",
+    SCHEMA_PATH,
     summary="The served model's feature schema (the browser form is built from it)",
     responses=_errors(503),  # type: ignore[arg-type]
 )
@@ -278,7 +301,7 @@ async def feature_schema(request: Request) -> Response:
 
 
 @router.post(
-    "/admin/reload",
+    ADMIN_RELOAD_PATH,
     summary="Poll the alias now and load the version behind it (bearer token)",
     responses={200: {"description": "poll result"}, **_errors(401, 403, 503)},  # type: ignore[dict-item]
 )
@@ -304,7 +327,7 @@ async def admin_reload(
 
 
 @router.get(
-    "/metrics",
+    METRICS_PATH,
     summary="Prometheus metrics",
     responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
 )

@@ -7,8 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import mlstack_api.__main__ as launcher
 import pytest
-from mlstack_api import __main__ as launcher
 
 from mlstack import contract
 from mlstack.config import REPO_ROOT
