@@ -302,6 +302,7 @@ def decode_v2(payload: Any, schema: FeatureSchema, max_batch: int) -> Decoded:
     if not isinstance(inputs, list) or not inputs:
         raise _bad("'inputs' must be a non-empty list of tensors", "inputs")
     tensors = [_tensor(tensor, index) for index, tensor in enumerate(inputs)]
+    _check_datatypes(inputs, schema)
     names = schema.feature_names
     extra = {"id": request_id, "outputs": outputs}
     if len(tensors) == 1 and tensors[0][0] not in names:
@@ -333,6 +334,28 @@ def decode_v2(payload: Any, schema: FeatureSchema, max_batch: int) -> Decoded:
     _check_size(rows.pop(), "inputs", max_batch)
     instances = list(map(dict, map(zip, repeat(given), zip(*columns.values(), strict=True))))
     return Decoded(instances, lambda i, f: f"inputs.{f}.data[{i}]", lambda i: f"inputs: row {i}", extra)
+
+
+def _check_datatypes(inputs: list[Any], schema: FeatureSchema) -> None:
+    """Each feature's input has its type's datatype: numbers for numeric features, BYTES for categories.
+
+    One unnamed `[rows, features]` tensor holds every feature: numbers, or BYTES when the schema has
+    categorical features (a JSON tensor may then mix strings and numbers).
+    """
+    kinds = {f.name: f.is_categorical for f in schema.features}
+    for tensor in inputs:
+        name, datatype = tensor["name"], tensor["datatype"]
+        categorical = kinds.get(name, bool(schema.categorical_names))
+        if categorical and datatype != V2_TEXT_TYPE and name in kinds:
+            raise _bad(
+                f"input {name!r} has datatype {datatype!r}; the feature is categorical: send BYTES (strings)",
+                f"inputs.{name}.datatype",
+            )
+        if not categorical and datatype == V2_TEXT_TYPE:
+            raise _bad(
+                f"input {name!r} has datatype {datatype!r}; the feature is numeric: send FP32 or FP64",
+                f"inputs.{name}.datatype",
+            )
 
 
 def _requested_outputs(outputs: Any) -> list[str]:

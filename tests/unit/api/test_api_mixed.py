@@ -224,3 +224,50 @@ def test_the_schema_endpoint_carries_types_for_the_form(app: tuple[TestClient, C
     assert features["satisfaction"]["nullable"] and features["satisfaction"]["type"] == "numeric"
     script = client.get("/static/app.js").text
     assert 'createElement("select")' in script and "(missing)" in script
+
+
+def test_every_protocol_takes_mixed_rows(app: tuple[TestClient, Config]) -> None:
+    """/predict, /invocations (records, split, CSV) and Open Inference v2 (BYTES for categories) agree."""
+    client, _ = app
+    rows = [row(), row(region=None, satisfaction=None), row(device="smart-tv", plan="premium")]
+    names = list(rows[0])
+    expected = [p["label"] for p in client.post("/predict", json={"instances": rows}).json()["predictions"]]
+
+    records = client.post("/invocations", json={"dataframe_records": rows})
+    assert records.status_code == 200, records.text
+    split_rows = [[r[n] for n in names] for r in rows]
+    split_body = {"dataframe_split": {"columns": names, "data": split_rows}}
+    csv_lines = [",".join(names)] + [",".join("" if r[n] is None else str(r[n]) for n in names) for r in rows]
+    as_csv = client.post(
+        "/invocations", content="\n".join(csv_lines) + "\n", headers={"Content-Type": "text/csv"}
+    )
+    assert as_csv.status_code == 200, as_csv.text
+    split = client.post("/invocations", json=split_body)
+    assert (
+        records.json()["predictions"]
+        == split.json()["predictions"]
+        == as_csv.json()["predictions"]
+        == expected
+    )
+
+    categorical = {"plan", "region", "device", "signup_channel"}
+    inputs = [
+        {"name": n, "shape": [len(rows)], "datatype": "BYTES" if n in categorical else "FP64",
+         "data": [r[n] for r in rows]}
+        for n in names
+    ]  # fmt: skip
+    v2 = client.post(
+        "/v2/models/customer-outcome/infer", json={"inputs": inputs, "parameters": {"content_type": "pd"}}
+    )
+    assert v2.status_code == 200, v2.text
+    labels = next(o for o in v2.json()["outputs"] if o["name"] == "label")["data"]
+    assert labels == expected
+    wrong = [{**i, "datatype": "FP64"} if i["name"] == "plan" else i for i in inputs]
+    refused = client.post("/v2/models/customer-outcome/infer", json={"inputs": wrong})
+    assert refused.status_code == 400 and refused.json()["field"] == "inputs.plan.datatype"
+    metadata = client.get("/v2/models/customer-outcome").json()
+    assert {i["name"]: i["datatype"] for i in metadata["inputs"]}["device"] == "BYTES"
+    closed = client.post("/invocations", json={"dataframe_records": [row(plan="gold")]})
+    assert closed.status_code == 400 and closed.json()["field"] == "dataframe_records[0].plan"
+    text = client.get("/metrics").text
+    assert metric_total(parse_metrics(text), "mlops_input_unknown_category_total", feature="device") == 5
