@@ -75,6 +75,9 @@ class DataConfig(_Section):
     test_size: float = Field(0.25, gt=0, lt=1)
     seed: int = 42
     reference_sample_rows: int = Field(500, ge=10)
+    # What the drift reference logged with a model stands for: its most recent training rows by time
+    # (feedback included), or a random sample of all its training rows.
+    reference: Literal["recent", "random"] = "recent"
     min_new_labelled_rows: int = Field(50, ge=0)
     use_feedback: bool = True
 
@@ -168,6 +171,7 @@ class ExporterConfig(_Section):
     drift_window: int = Field(1000, ge=1)
     drift_min_rows: int = Field(100, ge=1)
     accuracy_window: int = Field(500, ge=1)
+    feedback_window: int = Field(500, ge=1)
     drift_report_path: str | None = None  # null = <state_dir>/reports/drift.html
 
 
@@ -179,7 +183,12 @@ class MonitoringConfig(_Section):
     error_ratio: float = 0.05
     accuracy_floor: float = 0.8
     accuracy_min_labelled: int = 50
+    feedback_excluded_share: float = Field(0.1, ge=0, lt=1)
+    feedback_min_labelled: int = Field(20, ge=1)
     champion_max_age_days: float = 30
+    # A CT alert (drift, accuracy) keeps firing this long after its condition clears (keep_firing_for),
+    # so a flapping signal stays one alert.
+    ct_keep_firing_minutes: float = Field(10, ge=0)
     exporter_stale_seconds: float = 300
 
 

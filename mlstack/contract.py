@@ -129,6 +129,12 @@ TAG_ERROR: Final = "error"
 PIPELINE_EXPERIMENT_SUFFIX: Final = "-pipeline"
 # Dataset composition, on candidate runs: `data.base_rows`, `data.new_rows`, ...
 DATA_TAG_PREFIX: Final = "data."
+# Feedback used and quarantined by the run: composition keys, logged as tags (`data.` prefix) and as
+# metrics of the same name on every candidate run.
+COMPOSITION_FEEDBACK_USED: Final = "feedback_rows"
+COMPOSITION_FEEDBACK_EXCLUDED: Final = "feedback_excluded"
+RUN_METRIC_FEEDBACK_USED: Final = DATA_TAG_PREFIX + COMPOSITION_FEEDBACK_USED
+RUN_METRIC_FEEDBACK_EXCLUDED: Final = DATA_TAG_PREFIX + COMPOSITION_FEEDBACK_EXCLUDED
 
 
 def pipeline_experiment(experiment: str) -> str:

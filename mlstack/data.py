@@ -23,6 +23,9 @@ class Dataset:
     target_name: str = "target"
     composition: dict[str, object] = field(default_factory=dict)
     ids: pd.Series | None = None  # the id column's values (data.id_column), never a feature
+    # When each row was observed (a feedback row's prediction time; NaN for base rows), or None:
+    # the drift reference can then stand for the rows fitted most recently (`data.reference`).
+    observed_at: pd.Series | None = None
 
     @property
     def frame(self) -> pd.DataFrame:

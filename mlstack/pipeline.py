@@ -115,6 +115,7 @@ class Pipeline:
         self.reports_dir = config.state_dir / contract.STATE_REPORTS_DIR
         self.state_path = config.state_dir / contract.STATE_PIPELINE_FILE
         self.state = self._load_or_new_state(fresh=False)
+        self._dataset: Dataset | None = None
         # Each stage is the method of the same name (`validate-data` -> `validate_data`).
         self.stages: dict[Stage, Callable[[], str]] = {
             name: getattr(self, stage_method(name)) for name in STAGES
@@ -132,6 +133,7 @@ class Pipeline:
     def new_run(self) -> None:
         """Start a fresh pipeline state (used by `mlstack run`)."""
         self.state = self._load_or_new_state(fresh=True)
+        self._dataset = None
         self._save()
 
     def _save(self) -> None:
@@ -244,33 +246,60 @@ class Pipeline:
         """The champion's feature schema, or None before the first promotion."""
         return registry.champion_schema(self.client, self.config)
 
-    def load_dataset(self) -> Dataset:
-        """Base data plus labelled feedback (when configured), deduplicated."""
+    def load_dataset(self, *, validate: bool = False) -> Dataset:
+        """Base data plus the usable labelled feedback (when configured), deduplicated.
+
+        With `validate` (the validate-data stage) the base data is checked against the champion's
+        schema first, and feedback verdicts are recorded in the quarantine table. Feedback rows are
+        checked one by one either way, so train and gate see the rows validate-data accepted. One run
+        in one process loads the data once.
+        """
+        if self._dataset is not None and not validate:
+            return self._dataset
+        schema = self.champion_schema()
         dataset = load_base_dataset(self.config.data)
+        if validate:
+            base = ensure_valid(dataset, schema, self.config.data)  # base-data errors fail the stage
+            for warning in base.warnings:
+                log.warning("validate-data: %s", warning)
         if self.config.data.use_feedback:
             from mlstack.feedback import with_feedback
 
-            dataset = with_feedback(dataset, self.config)
+            record = self.state.pipeline_id if validate else None
+            dataset = with_feedback(dataset, self.config, schema, record_as=record)
+        self._dataset = dataset
         return dataset
 
     def validate_data(self) -> str:
         if reason := self._training_off():
             return f"skipped: {reason}"
         self._require_mlflow()
-        dataset = self.load_dataset()
         mlflow.set_tracking_uri(self.config.mlflow.tracking_uri)
-        report = ensure_valid(dataset, self.champion_schema(), self.config.data)
-        for warning in report.warnings:
-            log.warning("validate-data: %s", warning)
+        dataset = self.load_dataset(validate=True)
+        # Feedback rows passed their own checks against the champion's schema; this covers the merged
+        # set against what the config declares (types, nullability, classes).
+        report = ensure_valid(dataset, None, self.config.data)
         self.state.data_hash = dataset.content_hash()
         self.state.composition = dict(dataset.composition)
-        # The CT policy (cooldown, new data) is mlstack.ct's, shared with the local trigger.
+        feedback = ""
+        if self.config.data.use_feedback:
+            composition = dataset.composition
+            used = composition.get(contract.COMPOSITION_FEEDBACK_USED, 0)
+            excluded = composition.get(contract.COMPOSITION_FEEDBACK_EXCLUDED, 0)
+            feedback = f"; feedback {used} used, {excluded} excluded"
+            if excluded:
+                feedback += " (quarantined: `mlstack feedback list`)"
+        # The CT policy (cooldown, new data) is mlstack.ct's, shared with the local trigger; only usable
+        # rows count as new data.
         new_rows = int(str(dataset.composition.get("new_rows", 0)))
         verdict = retrain_policy(self.config, self.state.trigger, new_rows, self.client)
         if not verdict.allowed:
             self.state.skipped = verdict.reason
-            return f"skipped: {self.state.skipped}"
-        return f"{report.rows} rows x {len(report.columns)} features valid (hash {self.state.data_hash})"
+            return f"skipped: {self.state.skipped}{feedback}"
+        return (
+            f"{report.rows} rows x {len(report.columns)} features valid (hash {self.state.data_hash})"
+            f"{feedback}"
+        )
 
     def train(self) -> str:
         if reason := self._training_off():
@@ -478,7 +507,9 @@ class Pipeline:
         deadline = time.monotonic() + max(30.0, 10 * self.config.api.reload_interval_s)
         served = None
         while time.monotonic() < deadline:
-            response = requests.post(f"{urls['api']}/predict", json={"instances": [instance]}, timeout=10)
+            response = requests.post(
+                f"{urls['api']}{contract.PREDICT_PATH}", json={"instances": [instance]}, timeout=10
+            )
             if response.status_code == 200:
                 served = str(response.json()["model"]["version"])
                 if served == champ.version:

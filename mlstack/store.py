@@ -41,6 +41,30 @@ feedback = sa.Table(
     sa.Column("ts", sa.Float, nullable=False, index=True),
 )
 
+# Feedback quarantine (mlstack.quarantine): labelled predictions left out of training, and every decision
+# about them. Only that module reads and writes these two tables.
+feedback_quarantine = sa.Table(
+    "feedback_quarantine",
+    metadata,
+    sa.Column("prediction_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # excluded | restored
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("detected_at", sa.Float, nullable=False),
+    sa.Column("decided_by", sa.String(200), nullable=False),  # "pipeline" or the operator
+    sa.Column("decided_at", sa.Float, nullable=False),
+)
+
+feedback_audit = sa.Table(
+    "feedback_audit",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("prediction_id", sa.String(64), nullable=False, index=True),
+    sa.Column("action", sa.String(16), nullable=False),  # quarantined | released | excluded | restored
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+)
 
 _PREDICTION_COLUMNS = tuple(column.name for column in predictions.columns)
 #: 7 columns x 500 rows stays far below SQLite's limit of 32766 bound parameters per statement.

@@ -180,9 +180,45 @@ def _confusion_png(y: pd.Series, predicted: np.ndarray, class_names: list[str]) 
     return buffer.getvalue()
 
 
-def reference_sample(model: Any, split: Split, rows: int, seed: int) -> pd.DataFrame:
-    """The drift reference: a sample of the training data plus the model's predictions on it."""
-    sample = split.x_train.sample(n=min(rows, len(split.x_train)), random_state=seed)
+def reference_rows(
+    split: Split, rows: int, seed: int, mode: str = "recent", observed_at: pd.Series | None = None
+) -> pd.Index:
+    """Which training rows make the drift reference (`data.reference`).
+
+    `recent`: the newest `rows` training rows by the time they were observed (feedback rows carry
+    their prediction's time), filled up with a seeded sample of the untimed base rows when fewer are
+    timed. After a retrain on drifted feedback the reference is the drifted distribution the model
+    now stands for, so the live window stops looking drifted once the model has adapted. `random`: a
+    seeded sample of all training rows, mostly the base data for as long as it dominates.
+    """
+    train = split.x_train.index
+    wanted = min(rows, len(train))
+    observed = observed_at
+    if mode == "random" or observed is None or observed.loc[train].isna().all():
+        return split.x_train.sample(n=wanted, random_state=seed).index
+    times = observed.loc[train]
+    timed = times.dropna().sort_values(kind="stable")
+    newest = timed.index[len(timed) - min(wanted, len(timed)) :]
+    missing = wanted - len(newest)
+    untimed = split.x_train.loc[times.index[times.isna()]]
+    filler = untimed.sample(n=missing, random_state=seed).index if missing > 0 else untimed.index[:0]
+    return filler.append(newest)
+
+
+def reference_sample(
+    model: Any,
+    split: Split,
+    rows: int,
+    seed: int,
+    mode: str = "recent",
+    observed_at: pd.Series | None = None,
+) -> pd.DataFrame:
+    """The drift reference: training rows (`reference_rows`) plus the model's predictions on them.
+
+    `observed_at`: when each row of the dataset was observed (`Dataset.observed_at`); without it,
+    every mode samples all training rows.
+    """
+    sample = split.x_train.loc[reference_rows(split, rows, seed, mode, observed_at)]
     return sample.assign(prediction=model.predict(sample).astype(int)).reset_index(drop=True)
 
 
@@ -241,9 +277,20 @@ def _train_in_run(
             "test_rows": len(split.x_test),
             "numeric_features": len(schema.numeric_names),
             "categorical_features": len(schema.categorical_names),
+            "drift_reference": config.data.reference,
         }
     )
     mlflow.log_metrics(metrics)
+    mlflow.log_metrics(
+        {
+            metric: float(str(dataset.composition[key]))
+            for key, metric in (
+                (contract.COMPOSITION_FEEDBACK_USED, contract.RUN_METRIC_FEEDBACK_USED),
+                (contract.COMPOSITION_FEEDBACK_EXCLUDED, contract.RUN_METRIC_FEEDBACK_EXCLUDED),
+            )
+            if key in dataset.composition
+        }
+    )
     mlflow.log_dict(config.model_dump(mode="json"), contract.EFFECTIVE_CONFIG_ARTIFACT)
     mlflow.log_dict(schema.to_dict(), contract.FEATURE_SCHEMA_ARTIFACT)
     mlflow.log_dict(dataset.composition, contract.DATASET_COMPOSITION_ARTIFACT)
@@ -261,7 +308,14 @@ def _train_in_run(
         _png_to_array(_confusion_png(split.y_test, predicted, dataset.class_names)),
         contract.CONFUSION_MATRIX_ARTIFACT,
     )
-    reference = reference_sample(model, split, config.data.reference_sample_rows, config.data.seed)
+    reference = reference_sample(
+        model,
+        split,
+        config.data.reference_sample_rows,
+        config.data.seed,
+        config.data.reference,
+        dataset.observed_at,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
         reference.to_parquet(path, index=False)

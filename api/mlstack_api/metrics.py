@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -183,6 +184,15 @@ class ApiMetrics(WriterHooks):
             registry=self.registry,
         )
         self._unknown_children: dict[tuple[str, str], Any] = {}
+        self.out_of_range = Counter(
+            "mlops_input_out_of_range",
+            "Input values outside the served model's training range, per feature (accepted and served: "
+            "that is how drift shows; the feedback quarantine holds such rows out of training)",
+            ["model_version", "feature"],
+            registry=self.registry,
+        )
+        # Per version: numeric feature positions, training minima and maxima, and the counter children.
+        self._ranges: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]] = {}
         for result in ("success", "failure", "unchanged"):
             self.reloads.labels(result)
         for result in ("accepted", "unknown_prediction"):
@@ -266,12 +276,51 @@ class ApiMetrics(WriterHooks):
         for feature, count in counts.items():
             self._unknown_child(model.version, feature).inc(count)
 
+    def _range_of(self, model: ServedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
+        """Per version: the numeric features' positions, training minima and maxima, counter children."""
+        found = self._ranges.get(model.version)
+        if found is None:
+            numeric = [
+                (position, spec)
+                for position, spec in enumerate(model.schema.features)
+                if not spec.is_categorical and spec.minimum is not None and spec.maximum is not None
+            ]
+            found = (
+                np.array([position for position, _ in numeric], dtype=np.intp),
+                np.array([spec.minimum for _, spec in numeric], dtype=np.float64),
+                np.array([spec.maximum for _, spec in numeric], dtype=np.float64),
+                [self.out_of_range.labels(model.version, spec.name) for _, spec in numeric],
+            )
+            self._ranges[model.version] = found
+        return found
+
+    def observe_out_of_range(self, model: ServedModel, matrix: Any) -> None:
+        """Count, per numeric feature, the values of a validated batch outside the training range.
+
+        Missing values (NaN) are not counted; categorical features have no range.
+        """
+        positions, low, high, children = self._range_of(model)
+        if not len(positions):
+            return
+        if isinstance(matrix, np.ndarray) and matrix.dtype.kind == "f":
+            values = matrix[:, positions]
+            # The same rounding on both sides: a value equal to the training maximum is in range.
+            low, high = low.astype(matrix.dtype), high.astype(matrix.dtype)
+        else:  # a frame or an object matrix (categorical features): numeric columns as floats
+            table = matrix.to_numpy() if hasattr(matrix, "to_numpy") else np.asarray(matrix)
+            values = np.asarray(table[:, positions], dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            outside = ((values < low) | (values > high)).sum(axis=0)
+        for index in np.flatnonzero(outside):
+            children[index].inc(int(outside[index]))
+
     def model_loaded(self, model: ServedModel) -> None:
         for spec in model.schema.features:  # each open vocabulary's series exists (at 0) from the load
             if spec.is_categorical and spec.unknown != UNKNOWN_ERROR:
                 self._unknown_child(model.version, spec.name)
         labels = (model.name, model.version, model.alias, model.run_id, model.runtime)
         self.load_duration.labels(model.runtime).observe(model.load_seconds)
+        self._range_of(model)  # every feature's series exists (at 0) from the first scrape
         if self.model_info is None or self.loaded_timestamp is None:
             served = {**dict(zip(_INFO_LABELS, labels, strict=True)), "loaded_at": model.loaded_at}
             target = Path(self.multiprocess_dir or ".") / f"served-{os.getpid()}.json"

@@ -147,6 +147,7 @@ async def predict_and_log(
         Unscorable: the model's probabilities for an instance are not finite.
         LogRefused: the prediction log could not store the rows (answer 503 with Retry-After).
     """
+    state.metrics.observe_out_of_range(model, model_input)  # served anyway: that is how drift shows
     scored = score(model, model_input)
     writer = state.writer
     if writer is not None:  # acknowledged means stored: answer only once the rows' transaction committed

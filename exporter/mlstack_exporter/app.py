@@ -21,6 +21,7 @@ from mlstack_exporter.collectors import VERSION_GAUGES, SnapshotCollector
 from mlstack_exporter.refreshers import (
     AccuracyRefresher,
     DriftRefresher,
+    FeedbackRefresher,
     RefreshLoop,
     RegistryRefresher,
     RunsRefresher,
@@ -43,6 +44,7 @@ class Exporter:
         self.runs_refresher = RunsRefresher(config, client)
         self.drift_refresher = DriftRefresher(config, client, store, self.champion)
         self.accuracy_refresher = AccuracyRefresher(config, store)
+        self.feedback_refresher = FeedbackRefresher(config, client, store, self.champion)
         self.loops: list[RefreshLoop] = []
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -78,6 +80,11 @@ class Exporter:
         self._store_ready()
         return self.accuracy_refresher.refresh()
 
+    def _feedback(self) -> Any:
+        self._registry_attempted.wait(timeout=self.config.exporter.refresh_interval_s + 30)
+        self._store_ready()
+        return self.feedback_refresher.refresh()
+
     def jobs(self) -> list[tuple[Source, Any, float]]:
         settings = self.config.exporter
         return [
@@ -85,6 +92,7 @@ class Exporter:
             ("runs", self.runs_refresher.refresh, settings.refresh_interval_s),
             ("drift", self._drift, settings.drift_interval_s),
             ("accuracy", self._accuracy, settings.refresh_interval_s),
+            ("feedback", self._feedback, settings.refresh_interval_s),
         ]
 
     def refresh_all(self) -> dict[str, bool]:

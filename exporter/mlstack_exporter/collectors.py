@@ -40,6 +40,7 @@ class SnapshotCollector(Collector):
         yield from self._runs()
         yield from self._drift()
         yield from self._accuracy()
+        yield from self._feedback()
 
     def _status(self) -> Iterator[Metric]:
         status = self.state.status_copy()
@@ -175,3 +176,34 @@ class SnapshotCollector(Collector):
             accuracy.add_metric([snap.model, version], acc.accuracy)
             labelled.add_metric([snap.model, version], float(acc.labelled))
         yield from (accuracy, labelled)
+
+    def _feedback(self) -> Iterator[Metric]:
+        snap = self.state.feedback
+        if snap is None:
+            return
+        quarantined = _gauge(
+            "mlops_feedback_quarantined_rows",
+            "labelled predictions the quarantine table excludes from training (pipeline and operators)",
+        )
+        quarantined.add_metric([], float(snap.quarantined))
+        yield quarantined
+        if not snap.checked:
+            return  # no champion yet: nothing to hold the rows to
+        rows = _gauge(
+            "mlops_feedback_window_rows",
+            "newest labelled predictions (exporter.feedback_window) the next retrain would use or exclude",
+            ["status"],
+        )
+        rows.add_metric(["used"], float(snap.used))
+        rows.add_metric(["excluded"], float(snap.excluded))
+        by_reason = _gauge(
+            "mlops_feedback_window_excluded", "excluded rows of the feedback window, by reason", ["reason"]
+        )
+        for kind, count in sorted(snap.excluded_by_kind.items()):
+            by_reason.add_metric([kind], float(count))
+        yield from (rows, by_reason)
+        total = snap.used + snap.excluded
+        if total:
+            share = _gauge("mlops_feedback_excluded_share", "excluded share of the feedback window")
+            share.add_metric([], snap.excluded / total)
+            yield share

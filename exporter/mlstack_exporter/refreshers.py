@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -19,13 +21,16 @@ from mlflow.tracking import MlflowClient
 from mlstack import contract
 from mlstack.config import Config
 from mlstack.drift_report import download_reference, read_window, write_report
+from mlstack.quarantine import check_rows, decisions, labelled_rows, quarantined_count
 from mlstack.registry import history
+from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionStore
 from mlstack_exporter.runs import PAGE_SIZE, RunCounter
 from mlstack_exporter.state import (
     AccuracySnapshot,
     DriftSnapshot,
     ExporterState,
+    FeedbackSnapshot,
     PipelineRunInfo,
     RegistrySnapshot,
     RunsSnapshot,
@@ -279,6 +284,74 @@ class AccuracyRefresher:
             for version, hits in correct:
                 per_version[str(version)] = VersionAccuracy(float(hits.mean()), int(hits.size))
         return AccuracySnapshot(self.config.project.registered_model, window, per_version, time.time())
+
+
+class FeedbackRefresher:
+    """The quarantine check (mlstack.quarantine) on the newest labelled predictions.
+
+    The same rules the pipeline applies, against the champion's feature schema, so the excluded
+    share is known (and can alert) before a retrain runs; plus the size of the quarantine table.
+    """
+
+    source: Source = "feedback"
+
+    def __init__(
+        self,
+        config: Config,
+        client: MlflowClient,
+        store: PredictionStore,
+        champion: Callable[[], VersionInfo | None],
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.store = store
+        self.champion = champion
+        self._schemas: dict[str, FeatureSchema | None] = {}
+
+    def schema(self, version: VersionInfo) -> FeatureSchema | None:
+        """A version's feature schema (its run's artifact), fetched once per version.
+
+        None when the version has none (not registered by this pipeline): its feedback cannot be
+        checked. MLflow being unreachable is an error, so the source shows as failing.
+        """
+        if version.version in self._schemas:
+            return self._schemas[version.version]
+        schema = None
+        if version.run_id:
+            with tempfile.TemporaryDirectory(prefix="mlstack-schema-") as tmp:
+                try:
+                    local = Path(
+                        self.client.download_artifacts(version.run_id, contract.FEATURE_SCHEMA_ARTIFACT, tmp)
+                    )
+                    schema = FeatureSchema.from_dict(json.loads(local.read_text()))
+                except FileNotFoundError:
+                    schema = None
+                except MlflowException as exc:
+                    if not _missing(exc):
+                        raise
+        self._schemas = {version.version: schema}
+        return schema
+
+    def refresh(self) -> FeedbackSnapshot:
+        window = self.config.exporter.feedback_window
+        quarantined = quarantined_count(self.store)
+        version = self.champion()
+        schema = self.schema(version) if version is not None else None
+        if version is None or schema is None:
+            reference = version.version if version is not None else None
+            return FeedbackSnapshot(window, False, 0, 0, {}, quarantined, reference, time.time())
+        labels = {c.label for c in schema.classes}
+        check = check_rows(labelled_rows(self.store, window), schema, labels, decisions(self.store))
+        return FeedbackSnapshot(
+            window,
+            True,
+            check.used,
+            len(check.excluded),
+            check.counts_by_kind(),
+            quarantined,
+            version.version,
+            time.time(),
+        )
 
 
 class RefreshLoop(threading.Thread):

@@ -14,8 +14,8 @@ from mlstack.drift_report import DriftStatus
 
 log = logging.getLogger(__name__)
 
-Source = Literal["registry", "runs", "drift", "accuracy"]
-SOURCES: tuple[Source, ...] = ("registry", "runs", "drift", "accuracy")
+Source = Literal["registry", "runs", "drift", "accuracy", "feedback"]
+SOURCES: tuple[Source, ...] = ("registry", "runs", "drift", "accuracy", "feedback")
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,20 @@ class AccuracySnapshot:
     taken_at: float
 
 
+@dataclass(frozen=True)
+class FeedbackSnapshot:
+    """The quarantine check on the newest labelled predictions, and the quarantine table's size."""
+
+    window: int  # exporter.feedback_window
+    checked: bool  # False before the first champion: nothing to hold the rows to
+    used: int
+    excluded: int
+    excluded_by_kind: dict[str, int]
+    quarantined: int  # rows the quarantine table excludes now (the pipeline's and operators' record)
+    reference_version: str | None
+    taken_at: float
+
+
 @dataclass
 class SourceStatus:
     """Health of one background source: what the staleness metrics are made of."""
@@ -118,6 +132,7 @@ class ExporterState:
     runs: RunsSnapshot | None = None
     drift: DriftSnapshot | None = None
     accuracy: AccuracySnapshot | None = None
+    feedback: FeedbackSnapshot | None = None
     status: dict[str, SourceStatus] = field(default_factory=lambda: {s: SourceStatus() for s in SOURCES})
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from mlstack.cli import approval, ct, pipeline, platform, registry, render, services, simulate
+from mlstack.cli import approval, ct, feedback, pipeline, platform, registry, render, services, simulate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 pipeline.register(app)
@@ -21,6 +21,7 @@ app.add_typer(platform.app, name="platform")
 app.add_typer(ct.trigger_app, name="trigger")
 app.add_typer(ct.ct_app, name="ct")
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(feedback.app, name="feedback")
 
 
 def main() -> None:

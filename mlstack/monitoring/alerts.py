@@ -44,8 +44,7 @@ CHAMPION_STALE_FOR_S = 3600
 EXPORTER_FAILING_FOR_S = 600
 EXPORTER_STALE_FOR_S = 60
 LOG_REFUSING_FOR_S = 0
-# A CT alert keeps firing this long after its condition clears, so a flapping signal stays one alert.
-CT_KEEP_FIRING_S = 600
+FEEDBACK_QUARANTINE_FOR_S = 300
 
 
 @dataclass(frozen=True)
@@ -220,7 +219,7 @@ def data_drift_detected(mon: MonitoringConfig) -> AlertSpec:
             "unless on (service) (mlops_drift_insufficient_data == 1)"
         ),
         for_s=hold,
-        keep_firing_s=CT_KEEP_FIRING_S,
+        keep_firing_s=mon.ct_keep_firing_minutes * 60,
         severity="warning",
         labels={CT_LABEL: TRIGGER_DRIFT},
         summary="dataset drift: retrain requested",
@@ -258,7 +257,7 @@ def live_accuracy_below_floor(mon: MonitoringConfig) -> AlertSpec:
             "and on (model, version) mlops_model_info"
         ),
         for_s=ACCURACY_FOR_S,
-        keep_firing_s=CT_KEEP_FIRING_S,
+        keep_firing_s=mon.ct_keep_firing_minutes * 60,
         severity="warning",
         labels={CT_LABEL: TRIGGER_ACCURACY},
         summary="live accuracy below floor: retrain requested",
@@ -393,6 +392,43 @@ def prediction_log_refusing(mon: MonitoringConfig) -> AlertSpec:
     )
 
 
+def feedback_quarantine_high(mon: MonitoringConfig) -> AlertSpec:
+    """Too much of the newest feedback fails validation: a broken client or labelling batch."""
+    threshold, needed = mon.feedback_excluded_share, mon.feedback_min_labelled
+    share_hi = threshold + (1 - threshold) / 2
+    hold = FEEDBACK_QUARANTINE_FOR_S
+
+    def series(share: float, used: int, excluded: int) -> list[Series]:
+        return [
+            ("mlops_feedback_excluded_share", EXPORTER, const(share, hold)),
+            ("mlops_feedback_window_rows", {**EXPORTER, "status": "used"}, const(used, hold)),
+            ("mlops_feedback_window_rows", {**EXPORTER, "status": "excluded"}, const(excluded, hold)),
+        ]
+
+    return AlertSpec(
+        name="FeedbackQuarantineHigh",
+        expr=(
+            f"mlops_feedback_excluded_share > {num(threshold)} "
+            f"and on (service) (sum by (service) (mlops_feedback_window_rows) >= {num(needed)})"
+        ),
+        for_s=hold,
+        severity="warning",
+        summary="labelled feedback fails validation: rows are quarantined",
+        description=(
+            f"{VALUE} of the newest labelled predictions fail validation and are left out of training "
+            f"(threshold monitoring.feedback_excluded_share = {num(threshold)}); a client or labelling "
+            "batch sends broken data. `mlstack feedback list` shows them."
+        ),
+        runbook=_runbook("feedbackquarantinehigh"),
+        cases=[
+            fires(series(share_hi, needed, needed), EXPORTER, share_hi, held(hold)),
+            # A high share of too few labels: one bad row is not a broken client.
+            quiet(series(share_hi, 0, needed - 1), held(hold)),
+            quiet(series(threshold / 2, needed, needed), held(hold)),
+        ],
+    )
+
+
 ALERTS: tuple[Callable[[MonitoringConfig], AlertSpec], ...] = (
     target_down,
     predictor_high_p99_latency,
@@ -403,6 +439,7 @@ ALERTS: tuple[Callable[[MonitoringConfig], AlertSpec], ...] = (
     exporter_refresh_failing,
     exporter_stale,
     prediction_log_refusing,
+    feedback_quarantine_high,
 )
 
 

@@ -276,6 +276,19 @@ def predictor_dashboard(config: Config) -> dict[str, Any]:
                 Query(f"sum by (result) (increase(mlops_model_reload_total[{RATE}]))", "{{result}}"),
                 unit="short",
             ),
+            series(
+                "Inputs outside the training range by feature",
+                Query(
+                    f"sum by (feature) (rate(mlops_input_out_of_range_total[{RATE}]))",
+                    "{{feature}}",
+                ),
+                unit="short",
+                description=(
+                    "Values/s outside the served version's training range, per feature. They are served "
+                    "(that is how drift shows); labelled ones too far out are quarantined, not trained on."
+                ),
+                width=24,
+            ),
         ],
     )
 
@@ -354,6 +367,23 @@ def quality_dashboard(config: Config) -> dict[str, Any]:
                 "Per-feature drift score",
                 Query("mlops_drift_feature_score", "{{feature}} ({{method}})"),
                 unit="short",
+            ),
+            series(
+                "Feedback used and excluded",
+                Query("max by (status) (mlops_feedback_window_rows)", "{{status}} (window)"),
+                Query("max(mlops_feedback_quarantined_rows)", "quarantined (table)"),
+                unit="short",
+                description=(
+                    "The newest labelled predictions (exporter.feedback_window) a retrain would use or "
+                    "exclude, and the rows the quarantine table holds out (`mlstack feedback list`)."
+                ),
+            ),
+            series(
+                "Excluded share of feedback",
+                Query("max(mlops_feedback_excluded_share)", "excluded share"),
+                unit="percentunit",
+                threshold=m.feedback_excluded_share,
+                description="Red line: monitoring.feedback_excluded_share (FeedbackQuarantineHigh).",
             ),
         ],
         annotations=[promotions],

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import yaml
@@ -78,9 +78,19 @@ class SecretSpec:
     keys: dict[str, str]  # key -> what it holds
     overlays: tuple[str, ...]
     purpose: str
+    # Keys an overlay needs although the Secret is used by more overlays (default: all of `overlays`).
+    key_overlays: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def overlays_of(self, key: str) -> tuple[str, ...]:
+        """The overlays in which `key` must exist."""
+        return self.key_overlays.get(key, self.overlays)
 
 
 _PG_PORT: Final = CONTAINER_PORTS[POSTGRES]
+# The dev overlay's prediction log (the in-cluster PostgreSQL): the in-cluster-postgres component gives it
+# to the predictor and exporter; the pipeline pods (Jenkins pod template, training Job) live outside the
+# overlays and read it, in every overlay, from the Secret below.
+DEV_PREDICTION_STORE_URL: Final = f"postgresql+psycopg2://predictions@{POSTGRES}:{_PG_PORT}/predictions"
 SECRETS: Final[tuple[SecretSpec, ...]] = (
     SecretSpec(
         "mlstack-db",
@@ -102,10 +112,12 @@ SECRETS: Final[tuple[SecretSpec, ...]] = (
         {
             "mlflow-backend-store-uri": f"postgresql+psycopg2://mlflow@<host>:{_PG_PORT}/mlflow[?sslmode=require]",
             "prediction-store-url": f"postgresql+psycopg2://predictions@<host>:{_PG_PORT}/predictions"
-            "[?sslmode=require]",
+            f"[?sslmode=require]; in dev the in-cluster {DEV_PREDICTION_STORE_URL} (for the pipeline pods)",
         },
-        ("prod",),
-        "where the external PostgreSQL is (prod overlay); the URLs hold no password",
+        OVERLAYS,
+        "where the external PostgreSQL is (prod overlay); in dev only the pipeline pods' prediction log URL; "
+        "the URLs hold no password",
+        key_overlays={"mlflow-backend-store-uri": ("prod",)},
     ),
     SecretSpec(
         "mlstack-admin-token",

@@ -347,7 +347,8 @@ def test_mlflow_down_keeps_last_values_and_shows_staleness(
         "runs": False,
         "drift": True,
         "accuracy": True,
-    }  # cached reference
+        "feedback": True,
+    }  # cached reference and feature schema
     response = http.get("/metrics")
     assert response.status_code == 200
     after = parse_metrics(response.get_data(as_text=True))
@@ -380,6 +381,7 @@ def test_http_routes_and_bad_requests(shared_mlflow: MlflowServer, tmp_path: Pat
         "runs",
         "drift",
         "accuracy",
+        "feedback",
     }
     assert http.get("/nope").status_code == 404
     assert http.post("/metrics").status_code == 405

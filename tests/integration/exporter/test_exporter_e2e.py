@@ -137,7 +137,13 @@ def test_drift_and_live_accuracy_from_predictor_traffic(
         like = wine.sample(400, replace=True, random_state=11).reset_index(drop=True)
         served = _predict(api.url, like)
         wait_until(lambda: store.count_predictions() == 400, 30, what="400 logged predictions")
-        assert exporter.refresh_all() == {"registry": True, "runs": True, "drift": True, "accuracy": True}
+        assert exporter.refresh_all() == {
+            "registry": True,
+            "runs": True,
+            "drift": True,
+            "accuracy": True,
+            "feedback": True,
+        }
         samples = scrape(http)
         assert sample_value(samples, "mlops_drift_insufficient_data") == 0
         assert sample_value(samples, "mlops_drift_window_size") == 400
@@ -162,7 +168,13 @@ def test_drift_and_live_accuracy_from_predictor_traffic(
         _predict(api.url, shifted)
         wait_until(lambda: store.count_predictions() == 1400, 60, what="1400 logged predictions")
 
-    assert exporter.refresh_all() == {"registry": True, "runs": True, "drift": True, "accuracy": True}
+    assert exporter.refresh_all() == {
+        "registry": True,
+        "runs": True,
+        "drift": True,
+        "accuracy": True,
+        "feedback": True,
+    }
     samples = scrape(http)
     name = config.project.registered_model
     assert sample_value(samples, "mlops_live_labelled_count", model=name, version=str(version)) == 40

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 import pytest
 
 from mlstack.contract import config_env_var
-from mlstack.runtime.k8s import ACCESS, COMPONENT_LABEL, DEPLOYER_ACCOUNT, OVERLAYS, SECRETS
+from mlstack.runtime.k8s import (
+    ACCESS,
+    COMPONENT_LABEL,
+    DEPLOYER_ACCOUNT,
+    DEV_PREDICTION_STORE_URL,
+    OVERLAYS,
+    SECRETS,
+)
 from tests.support.k8s import (
     Obj,
     containers,
@@ -140,15 +147,16 @@ def secret_references(spec: Obj) -> Iterator[tuple[str, str | None]]:
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_secret_reference_names_a_documented_secret_and_key(overlay: str) -> None:
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for where, spec in with_template(overlay):
         for name, item in secret_references(spec):
             assert name in DOCUMENTED, f"{where}: undocumented Secret {name!r}"
             assert item is not None, f"{where}: uses all of Secret {name!r}; reference its keys"
             assert item in DOCUMENTED[name], f"{where}: Secret {name!r} has no documented key {item!r}"
-            seen.add(name)
-    # Each Secret documented for this overlay is used by it (no stale documentation).
-    assert seen == {s.name for s in SECRETS if overlay in s.overlays}
+            seen.add((name, item))
+    # Each Secret and key documented for this overlay is used by it (no stale documentation).
+    assert {name for name, _ in seen} == {s.name for s in SECRETS if overlay in s.overlays}
+    assert seen == {(s.name, item) for s in SECRETS for item in s.keys if overlay in s.overlays_of(item)}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -255,11 +263,26 @@ def test_every_predictor_replica_logs_to_postgresql(overlay: str) -> None:
         assert spec is not None
         env = {e["name"]: e for e in spec["containers"][0]["env"]}
         url = env[config_env_var("prediction_store.url")]
-        if "value" in url:
+        if "value" in url:  # dev: the in-cluster database, where the pipeline pods' Secret points too
             assert url["value"].startswith("postgresql+psycopg2://"), url
+            assert url["value"] == DEV_PREDICTION_STORE_URL, url
         else:  # prod: the external database's URL is a Secret
             assert url["valueFrom"]["secretKeyRef"]["name"] == "mlstack-postgres-external"
         assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "mlstack-db"
+
+
+def test_pipeline_pods_read_the_prediction_log_url_from_the_documented_secret() -> None:
+    """The pod template and the training Job serve every overlay: no in-cluster URL written into them."""
+    for where, spec in one_off_pods().items():
+        env = {e["name"]: e for container in containers(spec) for e in container.get("env", [])}
+        url = env[config_env_var("prediction_store.url")]
+        assert "value" not in url, f"{where}: a literal prediction store URL is one overlay's"
+        ref = url["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == ("mlstack-postgres-external", "prediction-store-url"), where
+        # A missing Secret must stop the pod, not leave training on an empty local log.
+        assert not ref.get("optional", False), where
+        password = env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert password == {"name": "mlstack-db", "key": "predictions-password"}, where
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -456,6 +456,27 @@ def test_prediction_log_can_be_switched_off(tmp_path: Path, served_model: Served
     assert not (tmp_path / "state" / "predictions.db").exists()
 
 
+def test_out_of_range_inputs_are_served_and_counted_per_feature(
+    client: TestClient, served_model: ServedModel
+) -> None:
+    spec = served_model.schema.features[0]
+    assert spec.minimum is not None
+    first = {f.name: 0 for f in served_model.schema.features}
+    assert metric_value(client.get("/metrics").text, "mlops_input_out_of_range_total", feature=spec.name) == 0
+    absurd = {**typical(served_model), spec.name: 1e6}
+    below = {**typical(served_model), spec.name: spec.minimum - 1, served_model.schema.features[1].name: -1e3}
+    edge = {f.name: f.maximum for f in served_model.schema.features}  # the training maximum is in range
+    response = client.post("/predict", json={"instances": [absurd, below, edge, typical(served_model)]})
+    assert response.status_code == 200, response.text  # accepted: that is how drift shows
+    metrics = client.get("/metrics").text
+    counts = {
+        f.name: metric_value(metrics, "mlops_input_out_of_range_total", feature=f.name, model_version="7")
+        for f in served_model.schema.features
+    }
+    expected = {**first, spec.name: 2, served_model.schema.features[1].name: 1}
+    assert counts == expected
+
+
 def test_values_the_model_cannot_score_are_refused_not_answered_with_nulls(
     tmp_path: Path, served_model: ServedModel
 ) -> None:

@@ -1,7 +1,8 @@
-"""mlstack.feedback: base data plus labelled predictions from a real SQLite prediction store.
+"""mlstack.feedback: base data plus the usable labelled predictions from a real SQLite prediction store.
 
 The champion's creation time (what "new" feedback is measured against) comes from a file-backed
-MLflow registry; nothing is stubbed.
+MLflow registry; nothing is stubbed. Its versions carry no model files, so these tests hold feedback to
+the base data's ranges (`schema=None`); the quarantine rules themselves are tests/unit/quarantine's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import pytest
 from mlstack import registry
 from mlstack.config import Config
 from mlstack.data import Dataset, load_base_dataset
-from mlstack.feedback import labelled_feedback, store_exists, with_feedback
+from mlstack.feedback import check_feedback, store_exists, with_feedback
+from mlstack.quarantine import META_COLUMNS
 from mlstack.store import PredictionRecord, PredictionStore
 from tests.support.mlflow_store import FileStore
 
@@ -66,50 +68,58 @@ def test_store_exists_only_checks_sqlite_files(tmp_path: object) -> None:
 
 def test_no_store_or_no_labels_is_an_empty_frame_with_the_columns(config: Config, wine: Dataset) -> None:
     names = list(map(str, wine.features.columns))
-    empty = labelled_feedback(config, names)
-    assert empty.empty and list(empty.columns) == [*names, "true_label", "feedback_ts"]
+    empty = check_feedback(config, wine, None).usable
+    assert empty.empty and list(empty.columns) == [*names, *META_COLUMNS]
     assert not store_exists(config.prediction_store_url)  # reading did not create it
 
     store = PredictionStore(config.prediction_store_url)
     store.create_schema()
     store.dispose()
-    unlabelled = labelled_feedback(config, names)
-    assert unlabelled.empty and list(unlabelled.columns) == [*names, "true_label", "feedback_ts"]
+    unlabelled = check_feedback(config, wine, None)
+    assert unlabelled.usable.empty and list(unlabelled.usable.columns) == [*names, *META_COLUMNS]
+    assert unlabelled.excluded == []
 
 
 def test_labelled_rows_come_back_in_feature_order(config: Config, wine: Dataset) -> None:
     names = list(map(str, wine.features.columns))
     rows = wine.features.iloc[:3]
     label(config, rows[list(reversed(names))], [2, 1, 0], at=1_000.0)  # stored in another key order
-    frame = labelled_feedback(config, names)
-    assert list(frame.columns) == [*names, "true_label", "feedback_ts"]
+    frame = check_feedback(config, wine, None).usable
+    assert list(frame.columns) == [*names, *META_COLUMNS]
     by_time = frame.sort_values("feedback_ts")
     assert by_time["true_label"].tolist() == [2, 1, 0]
     assert by_time[names].to_numpy().tolist() == rows.to_numpy().tolist()
 
 
-def test_a_changed_feature_set_is_a_clear_error(config: Config, wine: Dataset) -> None:
-    names = list(map(str, wine.features.columns))
+def test_a_changed_feature_set_is_quarantined_not_fatal(config: Config, wine: Dataset) -> None:
     label(config, wine.features.iloc[:2].drop(columns=["proline"]), [0, 1], at=1_000.0)
-    with pytest.raises(
-        ValueError, match=r"^logged predictions lack features \['proline'\]: the feature set changed$"
-    ):
-        labelled_feedback(config, names)
+    label(config, wine.features.iloc[2:3] * 1.01, [0], at=1_001.0)
+    check = check_feedback(config, wine, None)
+    assert check.used == 1
+    reason = "features missing ['proline']; proline: missing value"
+    assert [(e.kind, e.reason) for e in check.excluded] == [("schema", reason)] * 2
+    merged = with_feedback(wine, config, None)
+    assert merged.composition["feedback_rows"] == 1 and merged.composition["feedback_excluded"] == 2
 
 
 def test_without_feedback_the_base_data_is_unchanged(config: Config, wine: Dataset) -> None:
-    merged = with_feedback(wine, config)
-    assert merged.composition == {"base_rows": len(wine.features), "feedback_rows": 0, "new_rows": 0}
+    merged = with_feedback(wine, config, None)
+    assert merged.composition == {
+        "base_rows": len(wine.features),
+        "feedback_rows": 0,
+        "feedback_excluded": 0,
+        "new_rows": 0,
+    }
     assert merged.features.equals(wine.features) and merged.target.equals(wine.target)
 
 
 def test_feedback_is_appended_deduplicated_and_counted(config: Config, wine: Dataset) -> None:
     base = len(wine.features)
-    shifted = wine.features.iloc[:4] + 1000.0  # rows the base data does not have
+    shifted = wine.features.iloc[:4] * 1.01  # rows the base data does not have (within its ranges)
     label(config, shifted, [0, 1, 2, 0], at=1_000.0)
     label(config, shifted.iloc[:2], [0, 1], at=2_000.0)  # the same rows labelled the same again
     label(config, wine.features.iloc[:1], [int(wine.target.iloc[0])], at=3_000.0)  # a copy of a base row
-    merged = with_feedback(wine, config)
+    merged = with_feedback(wine, config, None)
 
     assert len(merged.features) == base + 4
     assert merged.composition["base_rows"] == base and merged.composition["feedback_rows"] == 4
@@ -129,10 +139,10 @@ def test_feedback_is_appended_deduplicated_and_counted(config: Config, wine: Dat
 
 
 def test_a_relabelled_row_is_kept_with_each_label(config: Config, wine: Dataset) -> None:
-    row = wine.features.iloc[:1] + 500.0
+    row = wine.features.iloc[:1] * 1.02
     label(config, row, [0], at=1_000.0)
     label(config, row, [2], at=2_000.0)  # the labelling team changed its mind: both are data
-    merged = with_feedback(wine, config)
+    merged = with_feedback(wine, config, None)
     assert merged.composition["feedback_rows"] == 2
     assert sorted(merged.target.iloc[len(wine.features) :].tolist()) == [0, 2]
 
@@ -140,11 +150,14 @@ def test_a_relabelled_row_is_kept_with_each_label(config: Config, wine: Dataset)
 def test_only_feedback_after_the_champion_was_trained_is_new(
     mlflow_store: FileStore, config: Config, wine: Dataset
 ) -> None:
-    old = wine.features.iloc[:3] + 1000.0
+    old = wine.features.iloc[:3] * 1.01
     label(config, old, [0, 1, 2], at=time.time() - 3_600)
     trained_at = promote_champion(mlflow_store, config)
-    new = wine.features.iloc[3:5] + 1000.0
+    new = wine.features.iloc[3:5] * 1.01
     label(config, new, [1, 1], at=trained_at + 60)
-    merged = with_feedback(wine, config)
+    absurd = wine.features.iloc[5:6] * 1e6  # new, but quarantined: it does not count as new data
+    label(config, absurd, [1], at=trained_at + 61)
+    merged = with_feedback(wine, config, None)
     assert merged.composition["feedback_rows"] == 5
     assert merged.composition["new_rows"] == 2
+    assert merged.composition["feedback_excluded"] == 1

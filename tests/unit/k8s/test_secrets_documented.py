@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from mlstack.config import REPO_ROOT
-from mlstack.runtime.k8s import OVERLAYS, SECRETS
+from mlstack.runtime.k8s import DEV_PREDICTION_STORE_URL, OVERLAYS, SECRETS
 
 DOC = (REPO_ROOT / "docs" / "kubernetes.md").read_text()
 ROW = re.compile(
@@ -36,4 +36,16 @@ def test_each_row_says_what_the_key_holds_and_where_it_is_used() -> None:
         for item, holds in spec.keys.items():
             text, overlays = rows[(spec.name, item)]
             assert text.replace("`", "") == holds.replace("`", ""), (spec.name, item)
-            assert overlays == spec.overlays, (spec.name, item)
+            assert set(spec.overlays_of(item)) <= set(spec.overlays), (spec.name, item)
+            assert overlays == spec.overlays_of(item), (spec.name, item)
+
+
+def test_the_dev_commands_create_the_pipeline_pods_prediction_store_url() -> None:
+    """In dev the pipeline pods' URL must be the in-cluster one the dev predictor writes to."""
+    section = DOC.split("## Secrets", 1)[1].split("\n## ", 1)[0]
+    commands = section.replace("\\\n", " ").splitlines()
+    creates = [c for c in commands if "create secret generic mlstack-postgres-external" in c]
+    dev = [c for c in creates if c.endswith("# dev")]
+    assert len(dev) == 1, commands
+    assert f"--from-literal=prediction-store-url={DEV_PREDICTION_STORE_URL} " in dev[0]
+    assert "mlflow-backend-store-uri" not in dev[0]  # dev's MLflow uses the in-cluster database directly

@@ -1,0 +1,191 @@
+"""Feedback quarantine: each reason a labelled row is left out, operator decisions and their audit trail."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlstack.data import load_base_dataset
+from mlstack.feature_types import infer_schema
+from mlstack.quarantine import (
+    EXCLUDED,
+    PIPELINE_ACTOR,
+    RESTORED,
+    QuarantineError,
+    audit_entries,
+    check_rows,
+    decide,
+    decisions,
+    labelled_rows,
+    quarantined_count,
+    record_check,
+    row_problems,
+)
+from mlstack.schema import FeatureSchema
+from mlstack.store import PredictionRecord, PredictionStore
+from tests.support.pipeline import isolated_config
+
+CONFIG = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
+DATASET = load_base_dataset(CONFIG.data)
+SCHEMA = infer_schema(DATASET.features, DATASET.target, DATASET.class_names, "target")
+LABELS = {0, 1, 2}
+TYPICAL: dict[str, Any] = {f.name: float(f.typical or 0.0) for f in SCHEMA.features}
+
+
+def problems(features: object, label: object = 0) -> list[tuple[str, str]]:
+    return [
+        (kind, text)
+        for kind, text in row_problems([{"features": features, "true_label": label}], SCHEMA, LABELS)[0]
+    ]
+
+
+def kinds(features: object, label: object = 0) -> list[str]:
+    return [kind for kind, _ in problems(features, label)]
+
+
+def test_a_typical_row_is_usable() -> None:
+    assert problems(TYPICAL, 1) == []
+
+
+def test_values_within_the_tolerance_band_are_usable_beyond_it_are_not() -> None:
+    spec = SCHEMA.features[0]
+    assert spec.minimum is not None and spec.maximum is not None
+    width = spec.maximum - spec.minimum
+    assert kinds({**TYPICAL, spec.name: spec.maximum + 0.9 * width}) == []  # drift, not breakage
+    assert problems({**TYPICAL, spec.name: 1e6}) == [
+        ("out_of_range", f"{spec.name}: out of range (1000000.0)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("features", "label", "expected"),
+    [
+        ({**TYPICAL, "alcohol": math.inf}, 0, ["infinite"]),
+        ({**TYPICAL, "alcohol": None}, 0, ["missing"]),  # the store writes NaN and infinity as null
+        ({**TYPICAL, "alcohol": "13.2x"}, 0, ["not_numeric"]),
+        ({k: v for k, v in TYPICAL.items() if k != "alcohol"}, 0, ["schema", "missing"]),
+        ({**TYPICAL, "colour": 1.0}, 0, ["schema"]),
+        ([1, 2, 3], 0, ["schema", "missing"]),
+        (None, 0, ["schema", "missing"]),
+        (TYPICAL, 7, ["unknown_label"]),
+        (TYPICAL, "1", ["unknown_label"]),
+    ],
+)
+def test_each_reason_a_row_cannot_be_trained_on(features: object, label: object, expected: list[str]) -> None:
+    assert kinds(features, label) == expected
+
+
+def test_several_problems_are_all_reported() -> None:
+    found = problems({**TYPICAL, "alcohol": 1e6, "ash": math.inf}, 9)
+    assert [k for k, _ in found] == ["out_of_range", "unknown_label"]
+    assert found[0][1] == "ash: infinite value; alcohol: out of range (1000000.0)" or "alcohol" in found[0][1]
+
+
+def rows(*features: Mapping[str, object], label: int = 0) -> list[dict[str, object]]:
+    return [
+        {
+            "id": f"p{i}",
+            "ts": 1000.0 + i,
+            "model_version": "1",
+            "features": f,
+            "prediction": 0,
+            "true_label": label,
+            "feedback_ts": 2000.0 + i,
+        }
+        for i, f in enumerate(features)
+    ]
+
+
+def test_check_rows_splits_usable_and_excluded_with_reasons() -> None:
+    check = check_rows(rows(TYPICAL, {**TYPICAL, "alcohol": 1e6}, TYPICAL), SCHEMA, LABELS)
+    assert check.used == 2 and list(check.usable["id"]) == ["p0", "p2"]
+    assert [(e.prediction_id, e.kind) for e in check.excluded] == [("p1", "out_of_range")]
+    assert check.summary() == "2 used, 1 excluded (out_of_range 1)"
+    assert list(check.usable.columns[: len(SCHEMA.feature_names)]) == SCHEMA.feature_names
+
+
+def store_with_labels(tmp_path: Path, *features: dict[str, Any], label: int = 0) -> PredictionStore:
+    store = PredictionStore(f"sqlite:///{tmp_path / 'predictions.db'}")
+    store.create_schema()
+    now = time.time()
+    records = [
+        PredictionRecord(f"p{i}", now + i, "wine", "1", f, 0, [1.0, 0.0, 0.0]) for i, f in enumerate(features)
+    ]
+    store.insert_predictions(records)
+    for record in records:
+        assert store.add_feedback(record.id, label, now + 10 + int(record.id[1:]))
+    return store
+
+
+def test_the_pipeline_records_its_verdicts_and_releases_rows_that_pass_later(tmp_path: Path) -> None:
+    store = store_with_labels(tmp_path, TYPICAL, {**TYPICAL, "alcohol": 1e6}, {**TYPICAL, "proline": 1e9})
+    try:
+        check = check_rows(labelled_rows(store), SCHEMA, LABELS, decisions(store))
+        assert record_check(store, check, "run-1") == (2, 0)
+        assert record_check(store, check, "run-2") == (0, 0)  # idempotent
+        table = decisions(store)
+        assert set(table) == {"p1", "p2"} and all(d.decided_by == PIPELINE_ACTOR for d in table.values())
+        assert table["p1"].status == EXCLUDED and table["p1"].reason == "alcohol: out of range (1000000.0)"
+        assert quarantined_count(store) == 2
+        # A wider schema (a champion trained on data like it) makes p1 usable: it is released.
+        wide = FeatureSchema.from_dict(
+            {
+                **SCHEMA.to_dict(),
+                "features": [
+                    {**f, "maximum": 2e6} if f["name"] == "alcohol" else f
+                    for f in SCHEMA.to_dict()["features"]
+                ],
+            }
+        )
+        later = check_rows(labelled_rows(store), wide, LABELS, decisions(store))
+        assert record_check(store, later, "run-3") == (0, 1)
+        assert set(decisions(store)) == {"p2"}
+        actions = [(e["prediction_id"], e["action"], e["actor"]) for e in audit_entries(store)]
+        assert sorted(actions[:2]) == [("p1", "quarantined", "pipeline"), ("p2", "quarantined", "pipeline")]
+        assert actions[2:] == [("p1", "released", "pipeline")]
+    finally:
+        store.dispose()
+
+
+def test_operator_decisions_override_the_check_and_are_audited(tmp_path: Path) -> None:
+    store = store_with_labels(
+        tmp_path, TYPICAL, {**TYPICAL, "alcohol": 1e6}, {**TYPICAL, "ash": math.inf}, {**TYPICAL, "hue": 2.0}
+    )
+    try:
+        record_check(store, check_rows(labelled_rows(store), SCHEMA, LABELS, decisions(store)), "run-1")
+        # restore an out-of-range row: it is trained on; a non-finite one stays out whatever is decided
+        decide(store, "p1", RESTORED, "user:alice", "new wine region, value confirmed")
+        decide(store, "p2", RESTORED, "user:alice", "trying")
+        # exclude a plausible row whose label the labelling team found wrong
+        decide(store, "p0", EXCLUDED, "user:bob", "label from the broken batch of 2026-11-30")
+        check = check_rows(labelled_rows(store), SCHEMA, LABELS, decisions(store))
+        assert sorted(check.usable["id"]) == ["p1", "p3"] and check.restored == 1
+        reasons = {e.prediction_id: (e.kind, e.reason) for e in check.excluded}
+        assert reasons["p0"] == (
+            "operator",
+            "excluded by user:bob: label from the broken batch of 2026-11-30",
+        )
+        assert reasons["p2"][0] == "missing" and reasons["p2"][1].startswith("restored by user:alice, but")
+        # the pipeline never overwrites an operator's decision
+        record_check(store, check, "run-2")
+        table = decisions(store)
+        assert (table["p1"].status, table["p1"].decided_by) == (RESTORED, "user:alice")
+        assert (table["p0"].status, table["p0"].decided_by) == (EXCLUDED, "user:bob")
+        trail = [(e["action"], e["actor"]) for e in audit_entries(store, "p1")]
+        assert trail == [("quarantined", "pipeline"), ("restored", "user:alice")]
+        with pytest.raises(QuarantineError, match="not quarantined"):
+            decide(store, "p3", RESTORED, "user:alice", "x")
+        with pytest.raises(QuarantineError, match="no labelled prediction"):
+            decide(store, "nope", EXCLUDED, "user:alice", "x")
+        with pytest.raises(QuarantineError, match="excluded already"):
+            decide(store, "p0", EXCLUDED, "user:bob", "again")
+        # and an operator may change their mind: restoring p0 brings it back
+        decide(store, "p0", RESTORED, "user:bob", "label re-checked")
+        assert "p0" in set(check_rows(labelled_rows(store), SCHEMA, LABELS, decisions(store)).usable["id"])
+    finally:
+        store.dispose()
