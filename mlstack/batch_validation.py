@@ -145,11 +145,6 @@ def column_kind(spec: FeatureSpec) -> ColumnKind:
     return NULLABLE_NUMERIC if spec.nullable else NUMERIC
 
 
-def supports(schema: FeatureSchema) -> bool:
-    """Whether every feature of `schema` has a column kind (every feature has one now)."""
-    return all(column_kind(spec) is not None for spec in schema.features)
-
-
 @dataclass(frozen=True)
 class ValidatedBatch:
     """A valid batch: the instances as sent and one array per kind, columns in schema order."""
@@ -250,6 +245,8 @@ def _row_wise(
         blocks[kind_name] = kind.to_block([tuple(row[p] for p in positions) for row in rows])
     columns = {name: tuple(positions) for name, (_kind, positions) in kinds.items()}
     names = schema.feature_names
+    if all(name in instance for instance in instances for name in names):
+        return ValidatedBatch(instances, blocks, columns)  # nothing left out: the instances as sent
     complete = [
         instance if all(name in instance for name in names) else {**dict.fromkeys(names), **instance}
         for instance in instances

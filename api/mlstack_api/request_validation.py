@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from mlstack.batch_validation import supports, validate_batch
+from mlstack.batch_validation import validate_batch
 from mlstack.schema import FLOAT32_MAX, UNKNOWN_ERROR, FeatureSchema, FeatureSpec, SchemaError
 from mlstack_api.model import ModelInput
 
@@ -139,10 +139,7 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
     batch; any error is the one `FeatureSchema.validate_instance` raises for the first bad instance.
     float64 keeps the values as sent (sklearn); ONNX casts to its own input type.
     """
-    if supports(schema):
-        return validate_batch(instances, schema).matrix()
-    rows = [schema.validate_instance(instance, index) for index, instance in enumerate(instances)]
-    return np.asarray(rows, dtype=np.float64)
+    return validate_batch(instances, schema).matrix()
 
 
 def _overflowing_field(instances: list[Any]) -> str:
