@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 COMPOSE := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "docker-compose")
 PYTEST_ARGS ?=
 
-.PHONY: venv pipeline test lint typecheck unit stop up down logs train bench bench-quick simulate lock images clean
+.PHONY: venv pipeline test lint typecheck unit mutation stop up down logs train bench bench-quick simulate lock images clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ test: lint  ## the whole suite: lint, types, unit, integration, docker e2e
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration and not docker and not ct" $(PYTEST_ARGS)
+
+mutation: $(STAMP)  ## mutmut over the decision modules: score per module, every survivor named (not in `make test`)
+	$(BIN)/python -m tests.mutation.run $(MUTATION_ARGS)
 
 stop: $(STAMP)  ## stop the local services started by `make pipeline`
 	$(BIN)/mlstack services stop

@@ -531,7 +531,9 @@ class Pipeline:
         deadline = time.monotonic() + max(30.0, 10 * self.config.api.reload_interval_s)
         served = None
         while time.monotonic() < deadline:
-            response = requests.post(f"{urls['api']}/predict", json={"instances": [instance]}, timeout=10)
+            response = requests.post(
+                f"{urls['api']}{contract.PREDICT_PATH}", json={"instances": [instance]}, timeout=10
+            )
             if response.status_code == 200:
                 served = str(response.json()["model"]["version"])
                 if served == champ.version:

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 import numpy as np
 import requests
 
+from mlstack.contract import PREDICT_PATH
 from mlstack.data import Dataset
 
 Pattern = Literal["none", "sudden", "gradual", "recurring"]
@@ -250,7 +251,7 @@ def predict(
     session: requests.Session, url: str, batch: Batch, timeout: float = 10.0
 ) -> tuple[list[dict[str, Any]], str]:
     """POST one batch to /predict; return the predictions and the serving model version."""
-    response = session.post(f"{url}/predict", json={"instances": batch.instances}, timeout=timeout)
+    response = session.post(f"{url}{PREDICT_PATH}", json={"instances": batch.instances}, timeout=timeout)
     if response.status_code != 200:
         raise SimulationError(f"/predict answered {response.status_code}: {response.text[:300]}")
     body = response.json()

@@ -67,7 +67,7 @@ def _all_targets_up(response: requests.Response) -> bool:
 
 HTTP_CHECKS: tuple[HttpCheck, ...] = (
     HttpCheck(contract.MLFLOW, "/health"),
-    HttpCheck(contract.API, "/readyz"),
+    HttpCheck(contract.API, contract.READYZ_PATH),
     HttpCheck(contract.EXPORTER, "/metrics"),
     HttpCheck(contract.ALERTMANAGER, "/-/healthy"),
     HttpCheck(contract.GRAFANA, "/api/health"),

@@ -22,6 +22,7 @@ from mlstack.contract import (
     FEEDBACK_TOKEN_ENV,
     LOOPBACK,
     PREDICTOR_APP,
+    READYZ_PATH,
     TRACKING_URI_ENV,
     WEBHOOK_TOKEN_ENV,
     config_env_var,
@@ -228,7 +229,7 @@ class LocalRuntime:
                 Service(
                     "api",
                     api_command(s.api_port, config.api.workers),
-                    f"http://127.0.0.1:{s.api_port}/readyz",
+                    f"http://127.0.0.1:{s.api_port}{READYZ_PATH}",
                     env={**self._service_env(config), **self._feedback_env(config)},
                 )
             )

@@ -7,7 +7,10 @@ MLflow's tables takes seconds, so one template database is migrated per session 
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +67,27 @@ class FileStore:
         return config
 
 
+# Migrated once per process: a mutation run (make mutation) runs a pytest session per mutant, each in
+# a fork of one process, and would otherwise pay for the migrations every time.
+_migrated: Path | None = None
+
+
 def migrated_template(root: Path) -> Path:
-    """Create MLflow's tables once in `root/mlflow.db`; the file to copy for each test."""
-    store = FileStore(root)
-    store.root.mkdir(parents=True, exist_ok=True)
-    store.client().search_experiments()  # runs the migrations
-    return store.root / "mlflow.db"
+    """MLflow's tables in `root/mlflow.db` (created once per process); the file to copy for each test."""
+    global _migrated
+    if _migrated is None or not _migrated.exists():
+        directory = Path(tempfile.mkdtemp(prefix="mlstack-mlflow-template-"))
+        atexit.register(_remove, directory, os.getpid())
+        FileStore(directory).client().search_experiments()  # runs the migrations
+        _migrated = directory / "mlflow.db"
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_migrated, root / "mlflow.db")
+    return root / "mlflow.db"
+
+
+def _remove(directory: Path, owner: int) -> None:
+    if os.getpid() == owner:  # not in a forked child that exits normally
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def file_store(template: Path, root: Path) -> FileStore:

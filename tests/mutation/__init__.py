@@ -1,0 +1,1 @@
+"""Mutation testing of the decision modules (`make mutation`; not part of `make test`)."""
