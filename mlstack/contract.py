@@ -173,6 +173,8 @@ STATE_DRIFT_REPORT: Final = "reports/drift.html"
 STATE_GATE_REPORT: Final = "reports/gate.json"
 STATE_CT_DIR: Final = "ct"
 STATE_LOGS_DIR: Final = "logs"
+# What the pipeline's libraries print (MLflow, Evidently, ...), kept out of the terminal unless --verbose.
+STATE_PIPELINE_LOG: Final = "logs/pipeline.log"
 STATE_PREDICTIONS_DB: Final = "predictions.db"
 # The feedback token the local runtime generates on first run (mode 0600) when the env var is unset.
 STATE_FEEDBACK_TOKEN: Final = "secrets/feedback-token"  # noqa: S105 - a path
