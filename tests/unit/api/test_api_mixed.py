@@ -271,3 +271,81 @@ def test_every_protocol_takes_mixed_rows(app: tuple[TestClient, Config]) -> None
     assert closed.status_code == 400 and closed.json()["field"] == "dataframe_records[0].plan"
     text = client.get("/metrics").text
     assert metric_total(parse_metrics(text), "mlops_input_unknown_category_total", feature="device") == 5
+
+
+MIXED_NAMES = list(row())
+CATEGORICAL = {"plan", "region", "device", "signup_channel"}
+
+
+def protocol_bodies(rows: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The same rows in each protocol's encoding: (path, keyword arguments of the client's post)."""
+    csv_lines = [",".join(MIXED_NAMES)] + [
+        ",".join("" if r.get(n) is None else str(r.get(n)) for n in MIXED_NAMES) for r in rows
+    ]
+    inputs = [
+        {"name": n, "shape": [len(rows)], "datatype": "BYTES" if n in CATEGORICAL else "FP64",
+         "data": [r.get(n) for r in rows]}
+        for n in MIXED_NAMES
+    ]  # fmt: skip
+    return {
+        "records": ("/invocations", {"json": {"dataframe_records": rows}}),
+        "split": (
+            "/invocations",
+            {
+                "json": {
+                    "dataframe_split": {
+                        "columns": MIXED_NAMES,
+                        "data": [[r.get(n) for n in MIXED_NAMES] for r in rows],
+                    }
+                }
+            },
+        ),
+        "csv": (
+            "/invocations",
+            {"content": "\n".join(csv_lines) + "\n", "headers": {"Content-Type": "text/csv"}},
+        ),
+        "v2": ("/v2/models/customer-outcome/infer", {"json": {"inputs": inputs}}),
+    }
+
+
+# Where each protocol puts row 1's feature f, as its 4xx names it.
+FIELD_OF = {
+    "records": "dataframe_records[1].{f}",
+    "split": "dataframe_split.data[1].{f}",
+    "csv": "csv[1].{f}",
+    "v2": "inputs.{f}.data[1]",
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "feature", "detail", "protocols"),
+    [
+        ({"plan": "gold"}, "plan", "unknown category 'gold'; expected one of", "records split csv v2"),
+        ({"device": None}, "device", "is required (missing values are not allowed)", "records split csv v2"),
+        ({"device": ""}, "device", "is required (missing values are not allowed)", "records split csv v2"),
+        ({"tenure_months": None}, "tenure_months", "is required", "records split csv v2"),
+        ({"tenure_months": "many"}, "tenure_months", "must be a number", "records split csv v2"),
+        ({"device": 3}, "device", "must be a string (a category), got int", "records split v2"),  # CSV: text
+    ],
+)  # fmt: skip
+def test_every_protocol_refuses_a_bad_mixed_row_naming_the_field(
+    app: tuple[TestClient, Config], change: dict[str, Any], feature: str, detail: str, protocols: str
+) -> None:
+    """A bad categorical or numeric value gets a 4xx (400: the status MLflow and v2 clients expect)
+    whose field names the row and feature in the protocol's own terms, and nothing is served or logged."""
+    client, config = app
+    assert client.post("/predict", json={"instances": [row()]}).status_code == 200  # one row served, logged
+    before = metric_total(parse_metrics(client.get("/metrics").text), "mlops_predictions_total")
+    assert before == 1
+    bodies = protocol_bodies([row(), row(**change)])
+    for protocol in protocols.split():
+        path, arguments = bodies[protocol]
+        response = client.post(path, **arguments)
+        assert response.status_code == 400, (protocol, response.text)
+        body = response.json()
+        field = FIELD_OF[protocol].format(f=feature)
+        assert body["field"] == field, (protocol, body)
+        assert body["detail"].startswith(f"{field}: ") and detail in body["detail"], (protocol, body)
+    assert metric_total(parse_metrics(client.get("/metrics").text), "mlops_predictions_total") == before
+    with sqlite3.connect(config.state_dir / contract.STATE_PREDICTIONS_DB) as db:
+        assert db.execute("SELECT count(*) FROM predictions").fetchone()[0] == 1  # the good row only
