@@ -551,6 +551,13 @@ class Pipeline:
         return write_drift_report(self.config, self.config.state_dir / contract.STATE_DRIFT_REPORT)
 
 
+SUMMARY_REASON_CHARS = 100  # the full reason is the run's onnx_detail tag
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SUMMARY_REASON_CHARS else text[: SUMMARY_REASON_CHARS - 3] + "..."
+
+
 def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
     """The candidates table for the end-of-run summary: scores, the serving runtime and why, failures."""
     rows = [
@@ -560,7 +567,7 @@ def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
             "accuracy": f"{c.score('accuracy'):.4f}",
             "runtime": "onnx" if c.onnx_parity == contract.ONNX_PASSED else "sklearn",
             "onnx": c.onnx_parity,
-            "why": c.onnx_detail,
+            "why": _short(c.onnx_detail),
             "run_id": c.run_id[:8],
         }
         for c in state.candidates
