@@ -310,7 +310,9 @@ class Pipeline:
             composition = dataset.composition
             used = composition.get(contract.COMPOSITION_FEEDBACK_USED, 0)
             excluded = composition.get(contract.COMPOSITION_FEEDBACK_EXCLUDED, 0)
-            feedback = f"; feedback {used} used, {excluded} excluded"
+            duplicates = composition.get(contract.COMPOSITION_FEEDBACK_DUPLICATES, 0)
+            copies = f", {duplicates} duplicate(s) of rows already in the data" if duplicates else ""
+            feedback = f"; feedback {used} used{copies}, {excluded} excluded"
             if excluded:
                 feedback += " (quarantined: `mlstack feedback list`)"
         # The CT policy (cooldown, new data) is mlstack.ct's, shared with the local trigger; only usable
@@ -549,6 +551,13 @@ class Pipeline:
         return write_drift_report(self.config, self.config.state_dir / contract.STATE_DRIFT_REPORT)
 
 
+SUMMARY_REASON_CHARS = 100  # the full reason is the run's onnx_detail tag
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SUMMARY_REASON_CHARS else text[: SUMMARY_REASON_CHARS - 3] + "..."
+
+
 def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
     """The candidates table for the end-of-run summary: scores, the serving runtime and why, failures."""
     rows = [
@@ -558,7 +567,7 @@ def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
             "accuracy": f"{c.score('accuracy'):.4f}",
             "runtime": "onnx" if c.onnx_parity == contract.ONNX_PASSED else "sklearn",
             "onnx": c.onnx_parity,
-            "why": c.onnx_detail,
+            "why": _short(c.onnx_detail),
             "run_id": c.run_id[:8],
         }
         for c in state.candidates
