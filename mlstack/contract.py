@@ -133,6 +133,8 @@ DATA_TAG_PREFIX: Final = "data."
 # metrics of the same name on every candidate run.
 COMPOSITION_FEEDBACK_USED: Final = "feedback_rows"
 COMPOSITION_FEEDBACK_EXCLUDED: Final = "feedback_excluded"
+# Usable feedback rows that add nothing: copies of rows already in the data (base rows or each other).
+COMPOSITION_FEEDBACK_DUPLICATES: Final = "feedback_duplicates"
 RUN_METRIC_FEEDBACK_USED: Final = DATA_TAG_PREFIX + COMPOSITION_FEEDBACK_USED
 RUN_METRIC_FEEDBACK_EXCLUDED: Final = DATA_TAG_PREFIX + COMPOSITION_FEEDBACK_EXCLUDED
 

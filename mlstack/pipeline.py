@@ -310,7 +310,9 @@ class Pipeline:
             composition = dataset.composition
             used = composition.get(contract.COMPOSITION_FEEDBACK_USED, 0)
             excluded = composition.get(contract.COMPOSITION_FEEDBACK_EXCLUDED, 0)
-            feedback = f"; feedback {used} used, {excluded} excluded"
+            duplicates = composition.get(contract.COMPOSITION_FEEDBACK_DUPLICATES, 0)
+            copies = f", {duplicates} duplicate(s) of rows already in the data" if duplicates else ""
+            feedback = f"; feedback {used} used{copies}, {excluded} excluded"
             if excluded:
                 feedback += " (quarantined: `mlstack feedback list`)"
         # The CT policy (cooldown, new data) is mlstack.ct's, shared with the local trigger; only usable
