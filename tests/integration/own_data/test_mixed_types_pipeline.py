@@ -26,7 +26,7 @@ from mlstack import contract, registry
 from mlstack.config import REPO_ROOT, Config, load_config
 from mlstack.pipeline import summary_frame
 from mlstack.state import PipelineState
-from tests.support.binaries import require_binary
+from tests.support.binaries import expect_lightgbm_failure, require_binary
 from tests.support.metrics import metric_total, parse_metrics, sample_value
 from tests.support.mlflow_server import MlflowServer, start_mlflow_server
 from tests.support.pipeline import run_training
@@ -111,18 +111,18 @@ def raw_row(**changes: Any) -> dict[str, Any]:
 def test_the_first_run_trains_every_candidate_and_serves_the_champion(stack: MixedStack) -> None:
     state = stack.first
     assert state.promoted and state.registered_version == "1", state.results
-    assert not state.failed_candidates, state.failed_candidates
+    trained = {"random_forest", "logistic_regression", "hist_gradient_boosting", "log_logistic", "lightgbm"}
+    if expect_lightgbm_failure():  # a machine without libgomp1: LightGBM fails alone, saying how to fix it
+        assert set(state.failed_candidates) == {"lightgbm"}, state.failed_candidates
+        assert "apt-get install libgomp1" in state.failed_candidates["lightgbm"]
+        trained.remove("lightgbm")
+    else:
+        assert not state.failed_candidates, state.failed_candidates
     names = {c.name for c in state.candidates}
-    assert names == {
-        "random_forest",
-        "logistic_regression",
-        "hist_gradient_boosting",
-        "log_logistic",
-        "lightgbm",
-    }
+    assert names == trained
     runtimes = {c.name: (c.onnx_parity, c.onnx_detail) for c in state.candidates}
     # The factory's custom step has a registered converter; LightGBM converts through onnxmltools.
-    for name in ("random_forest", "logistic_regression", "log_logistic", "lightgbm"):
+    for name in sorted(trained - {"hist_gradient_boosting"}):
         assert runtimes[name][0] == contract.ONNX_PASSED, runtimes[name]
     # skl2onnx cannot convert HistGradientBoosting here: served by sklearn, and the run says why.
     parity, detail = runtimes["hist_gradient_boosting"]
@@ -184,9 +184,12 @@ def test_raw_rows_feedback_and_a_retrain(stack: MixedStack) -> None:
         assert sent.status_code == 200, sent.text
 
     second = run_training(stack.config, trigger="manual")
-    assert "FAILED" not in json.dumps(second.results), second.results
+    failed = {"lightgbm"} if expect_lightgbm_failure() else set()
+    assert set(second.failed_candidates) == failed, second.failed_candidates
+    if not failed:
+        assert "FAILED" not in json.dumps(second.results), second.results
     assert int(second.composition["feedback_rows"]) == LABELLED, second.composition
-    assert second.registered_version == "2" and not second.failed_candidates
+    assert second.registered_version == "2", second.results
     version = registry.make_client(stack.config).get_model_version(stack.config.project.registered_model, "2")
     assert version.tags[contract.TAG_DATA_HASH] != stack.first.data_hash  # trained on the feedback too
     local = mlflow.artifacts.download_artifacts(
