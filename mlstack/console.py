@@ -150,6 +150,15 @@ class StageReporter:
             ticker.join(timeout=2)
             self._clear()
 
+    @contextlib.contextmanager
+    def quietly(self) -> Iterator[None]:
+        """Library output of work between stages (recording the run in MLflow) to the log as well."""
+        if self.verbose or self._sink is None:
+            yield
+            return
+        with contextlib.redirect_stdout(self._sink), contextlib.redirect_stderr(self._sink):
+            yield
+
     def _tick(self, prefix: str, started: float, done: threading.Event) -> None:
         frame = 0
         interval = 0.2 if self.tty else HEARTBEAT_S

@@ -133,6 +133,8 @@ DATA_TAG_PREFIX: Final = "data."
 # metrics of the same name on every candidate run.
 COMPOSITION_FEEDBACK_USED: Final = "feedback_rows"
 COMPOSITION_FEEDBACK_EXCLUDED: Final = "feedback_excluded"
+# Usable feedback rows that add nothing: copies of rows already in the data (base rows or each other).
+COMPOSITION_FEEDBACK_DUPLICATES: Final = "feedback_duplicates"
 RUN_METRIC_FEEDBACK_USED: Final = DATA_TAG_PREFIX + COMPOSITION_FEEDBACK_USED
 RUN_METRIC_FEEDBACK_EXCLUDED: Final = DATA_TAG_PREFIX + COMPOSITION_FEEDBACK_EXCLUDED
 
@@ -173,6 +175,8 @@ STATE_DRIFT_REPORT: Final = "reports/drift.html"
 STATE_GATE_REPORT: Final = "reports/gate.json"
 STATE_CT_DIR: Final = "ct"
 STATE_LOGS_DIR: Final = "logs"
+# What the pipeline's libraries print (MLflow, Evidently, ...), kept out of the terminal unless --verbose.
+STATE_PIPELINE_LOG: Final = "logs/pipeline.log"
 STATE_PREDICTIONS_DB: Final = "predictions.db"
 # The feedback token the local runtime generates on first run (mode 0600) when the env var is unset.
 STATE_FEEDBACK_TOKEN: Final = "secrets/feedback-token"  # noqa: S105 - a path

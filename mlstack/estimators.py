@@ -31,7 +31,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
 from mlstack.config import REPO_ROOT, CandidateConfig
-from mlstack.preprocessing import model_pipeline
+from mlstack.preprocessing import model_pipeline, native_library_hint
 from mlstack.schema import FeatureSchema
 
 BUILTIN_ESTIMATORS: dict[str, type[Any]] = {
@@ -127,6 +127,10 @@ def build_candidate(
         target = resolve(candidate.estimator)
     except ImportError as exc:
         raise CandidateError(candidate.name, f"estimator {candidate.estimator!r}: {exc}") from exc
+    except OSError as exc:  # the module imported a native library the machine lacks
+        raise CandidateError(
+            candidate.name, f"estimator {candidate.estimator!r} cannot load: {native_library_hint(exc)}"
+        ) from exc
     _pickle_by_value_if_local(target, paths)
     if inspect.isclass(target):
         try:

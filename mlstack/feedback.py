@@ -93,7 +93,9 @@ def with_feedback(
 
     `new_rows` counts usable feedback that arrived after the current champion was trained: the rows a
     drift- or accuracy-triggered retrain needs enough of (quarantined rows never count).
-    `feedback_rows` are the rows added (used), `feedback_excluded` the rows quarantined.
+    `feedback_rows` are the rows added (used), `feedback_excluded` the rows quarantined, and
+    `feedback_duplicates` the usable rows left out as copies of rows already in the data (so every
+    labelled row is accounted for in the stage line).
     """
     names = [str(c) for c in dataset.features.columns]
     if schema == "champion":
@@ -107,6 +109,7 @@ def with_feedback(
         "base_rows": base_rows,
         contract.COMPOSITION_FEEDBACK_USED: 0,
         contract.COMPOSITION_FEEDBACK_EXCLUDED: len(check.excluded),
+        contract.COMPOSITION_FEEDBACK_DUPLICATES: 0,
         "new_rows": 0,
     }
     observed = pd.Series([float("nan")] * base_rows, dtype="float64")
@@ -134,6 +137,7 @@ def with_feedback(
     composition.update(
         {
             contract.COMPOSITION_FEEDBACK_USED: added,
+            contract.COMPOSITION_FEEDBACK_DUPLICATES: len(check.usable) - added,
             "new_rows": min(new_rows, added),
             "feedback_from": float(kept_ts.min()),
             "feedback_to": float(kept_ts.max()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -10,9 +11,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import mlflow
 import pandas as pd
@@ -46,6 +48,18 @@ class PipelineError(RuntimeError):
     def __init__(self, stage: str, message: str) -> None:
         self.stage = stage
         super().__init__(f"stage {stage!r} failed: {message}")
+
+
+class StageObserver(Protocol):
+    """Shows the stages as they run (the CLI's terminal output); the pipeline works without one."""
+
+    def stage(self, name: str, index: int, total: int) -> AbstractContextManager[None]:
+        """A context the stage runs in (its output may be diverted meanwhile)."""
+        ...
+
+    def finished(self, name: str, index: int, total: int, seconds: float, result: str) -> None: ...
+
+    def failed(self, name: str, index: int, total: int, seconds: float, error: str) -> None: ...
 
 
 class PipelineLocked(RuntimeError):
@@ -162,21 +176,29 @@ class Pipeline:
         return self.state.skipped
 
     # -- running ---------------------------------------------------------------------------------
-    def run_stages(self, names: Sequence[str]) -> None:
-        """Run the named stages in pipeline order; on failure after a promotion, roll back."""
+    def run_stages(self, names: Sequence[str], observer: StageObserver | None = None) -> None:
+        """Run the named stages in pipeline order; on failure after a promotion, roll back.
+
+        `observer` (the CLI's `mlstack.console.StageReporter`) shows each stage as it runs.
+        """
         unknown = [n for n in names if n not in self.stages]
         if unknown:
             raise ValueError(f"unknown stage(s) {unknown}; stages are {STAGES}")
-        for name in [s for s in STAGES if s in names]:
+        ordered = [s for s in STAGES if s in names]
+        for index, name in enumerate(ordered, start=1):
             started = time.perf_counter()
             log.info("==> stage %s", name)
+            running = observer.stage(name, index, len(ordered)) if observer else contextlib.nullcontext()
             try:
-                if os.environ.get(FAIL_STAGE_ENV) == name:
-                    raise RuntimeError(f"fault injected by {FAIL_STAGE_ENV}={name}")
-                result = self.stages[name]()
+                with running:
+                    if os.environ.get(FAIL_STAGE_ENV) == name:
+                        raise RuntimeError(f"fault injected by {FAIL_STAGE_ENV}={name}")
+                    result = self.stages[name]()
             except Exception as exc:
                 self.state.timings[name] = time.perf_counter() - started
                 self.state.results[name] = f"FAILED: {exc}"
+                if observer:
+                    observer.failed(name, index, len(ordered), self.state.timings[name], str(exc))
                 self._rollback_after_failure(name)
                 self._save()
                 raise PipelineError(name, str(exc)) from exc
@@ -184,6 +206,8 @@ class Pipeline:
             self.state.results[name] = result
             self._save()
             log.info("    %s: %s (%.1fs)", name, result, self.state.timings[name])
+            if observer:
+                observer.finished(name, index, len(ordered), self.state.timings[name], result)
 
     def _rollback_after_failure(self, stage: str) -> None:
         if stage not in POST_PROMOTE_STAGES or not self.state.promoted or not self.state.previous_champion:
@@ -286,7 +310,9 @@ class Pipeline:
             composition = dataset.composition
             used = composition.get(contract.COMPOSITION_FEEDBACK_USED, 0)
             excluded = composition.get(contract.COMPOSITION_FEEDBACK_EXCLUDED, 0)
-            feedback = f"; feedback {used} used, {excluded} excluded"
+            duplicates = composition.get(contract.COMPOSITION_FEEDBACK_DUPLICATES, 0)
+            copies = f", {duplicates} duplicate(s) of rows already in the data" if duplicates else ""
+            feedback = f"; feedback {used} used{copies}, {excluded} excluded"
             if excluded:
                 feedback += " (quarantined: `mlstack feedback list`)"
         # The CT policy (cooldown, new data) is mlstack.ct's, shared with the local trigger; only usable
@@ -525,6 +551,13 @@ class Pipeline:
         return write_drift_report(self.config, self.config.state_dir / contract.STATE_DRIFT_REPORT)
 
 
+SUMMARY_REASON_CHARS = 100  # the full reason is the run's onnx_detail tag
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= SUMMARY_REASON_CHARS else text[: SUMMARY_REASON_CHARS - 3] + "..."
+
+
 def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
     """The candidates table for the end-of-run summary: scores, the serving runtime and why, failures."""
     rows = [
@@ -534,7 +567,7 @@ def summary_frame(state: PipelineState, metric: str) -> pd.DataFrame:
             "accuracy": f"{c.score('accuracy'):.4f}",
             "runtime": "onnx" if c.onnx_parity == contract.ONNX_PASSED else "sklearn",
             "onnx": c.onnx_parity,
-            "why": c.onnx_detail,
+            "why": _short(c.onnx_detail),
             "run_id": c.run_id[:8],
         }
         for c in state.candidates

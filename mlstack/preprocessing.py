@@ -19,6 +19,7 @@ types existed. ONNX has no missing string, so the ONNX graph reads the empty str
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any, Final
 
 import numpy as np
@@ -29,6 +30,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlstack.schema import UNKNOWN_ERROR, FeatureSchema
+
+log = logging.getLogger(__name__)
 
 MISSING_CATEGORY: Final = "__missing__"
 NUMERIC_STEP: Final = "numeric"
@@ -162,7 +165,10 @@ def onnx_feeds(frame: pd.DataFrame, schema: FeatureSchema) -> dict[str, np.ndarr
 def register_onnx_converters() -> list[str]:
     """Register converters for optional estimator libraries that are installed; returns their names.
 
-    LightGBM: onnxmltools' converter (both ship in the `lightgbm` extra).
+    LightGBM: onnxmltools' converter (both ship in the `lightgbm` extra). A LightGBM that is
+    installed but cannot load (its wheel needs the system's OpenMP runtime, which a slim image or a
+    fresh machine may lack) must not fail the candidates that do not use it: it is skipped with a
+    warning, and a LightGBM candidate then fails on its own with the same reason.
     """
     registered: list[str] = []
     try:
@@ -171,6 +177,9 @@ def register_onnx_converters() -> list[str]:
         from skl2onnx import update_registered_converter
         from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
     except ImportError:
+        return registered
+    except OSError as exc:  # a shared library the wheel links against is missing
+        log.warning("LightGBM is installed but cannot load: %s", native_library_hint(exc))
         return registered
     update_registered_converter(
         LGBMClassifier,
@@ -181,3 +190,14 @@ def register_onnx_converters() -> list[str]:
     )
     registered.append("lightgbm.LGBMClassifier")
     return registered
+
+
+def native_library_hint(exc: OSError) -> str:
+    """The loader's message, plus how to install the library when it is one we know a wheel needs."""
+    message = str(exc)
+    if "libgomp" in message or "libomp" in message:
+        return (
+            f"{message} (the OpenMP runtime LightGBM needs: `apt-get install libgomp1` on Debian/Ubuntu, "
+            "`brew install libomp` on macOS)"
+        )
+    return message

@@ -127,12 +127,15 @@ class FeedbackCheck:
 # --------------------------------------------------------------------------- the check
 
 
-def _shape_problem(features: Any, names: Sequence[str]) -> str | None:
-    """Why a logged row's features do not fit the schema's feature names (None: they do)."""
+def _shape_problem(features: Any, names: Sequence[str], id_column: str | None = None) -> str | None:
+    """Why a logged row's features do not fit the schema's feature names (None: they do).
+
+    The schema's id column may come along (the predictor logs it with the row); it is never a feature.
+    """
     if not isinstance(features, Mapping):
         return "logged features are not an object"
     missing = [n for n in names if n not in features]
-    unknown = [str(k) for k in features if k not in set(names)]
+    unknown = [str(k) for k in features if k not in set(names) and k != id_column]
     if not missing and not unknown:
         return None
     parts = [f"missing {missing}" if missing else "", f"unknown {unknown}" if unknown else ""]
@@ -151,7 +154,7 @@ def row_problems(
     same tolerance as base data.
     """
     names = schema.feature_names
-    shapes = [_shape_problem(row["features"], names) for row in rows]
+    shapes = [_shape_problem(row["features"], names, schema.id_column) for row in rows]
     records = [
         {name: row["features"].get(name) for name in names} if isinstance(row["features"], Mapping) else {}
         for row in rows

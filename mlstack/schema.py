@@ -232,8 +232,8 @@ class FeatureSchema:
         """Check one `{feature: value}` mapping and return its values in feature order.
 
         Numbers come back as floats, categories as strings, missing values (null, or "" for a
-        categorical feature) as None. The id column, when the schema has one, may be sent and is
-        left out.
+        categorical feature, or no key at all for a nullable feature) as None. The id column, when
+        the schema has one, may be sent and is left out.
 
         Raises:
             SchemaError: a missing, unknown, mistyped, NaN or infinite value, a null where the
@@ -245,11 +245,18 @@ class FeatureSchema:
         unknown = [k for k in instance if k not in self._by_name and k != self.id_column]
         if unknown:
             raise SchemaError(str(unknown[0]), f"unknown feature; expected {names}", index)
+        if self.id_column is not None and self.id_column in instance:
+            identifier = instance[self.id_column]
+            if isinstance(identifier, bool) or not isinstance(identifier, str | int | float | None):
+                raise SchemaError(self.id_column, "the id must be a string, a number or null", index)
         row: list[Any] = []
         for spec in self.features:
-            if spec.name not in instance:
+            if spec.name in instance:
+                row.append(spec.check_value(instance[spec.name], index))
+            elif spec.nullable:
+                row.append(None)
+            else:
                 raise SchemaError(spec.name, "missing feature", index)
-            row.append(spec.check_value(instance[spec.name], index))
         return row
 
     def check_values(self, matrix: np.ndarray) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlstack.contract import PROMETHEUS_MULTIPROC_DIR_ENV
 from mlstack.prediction_log import REFUSAL_REASONS, RefusalReason, WriterHooks
+from mlstack.schema import UNKNOWN_ERROR
 from mlstack_api.model import ServedModel
 
 LATENCY_BUCKETS = (0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -175,6 +176,14 @@ class ApiMetrics(WriterHooks):
             ["reason"],
             registry=self.registry,
         )
+        self.unknown_categories = Counter(
+            "mlops_input_unknown_category",
+            "Categorical input values the served model has not seen, per feature (accepted where the "
+            "feature's vocabulary is open: encoded as none of the known categories)",
+            ["model_version", "feature"],
+            registry=self.registry,
+        )
+        self._unknown_children: dict[tuple[str, str], Any] = {}
         self.out_of_range = Counter(
             "mlops_input_out_of_range",
             "Input values outside the served model's training range, per feature (accepted and served: "
@@ -254,6 +263,19 @@ class ApiMetrics(WriterHooks):
                     )
                 child.inc(count)
 
+    def _unknown_child(self, version: str, feature: str) -> Any:
+        child = self._unknown_children.get((version, feature))
+        if child is None:
+            child = self._unknown_children[(version, feature)] = self.unknown_categories.labels(
+                version, feature
+            )
+        return child
+
+    def observe_unknown_categories(self, model: ServedModel, counts: Mapping[str, int]) -> None:
+        """Count one request's unseen categories, per feature."""
+        for feature, count in counts.items():
+            self._unknown_child(model.version, feature).inc(count)
+
     def _range_of(self, model: ServedModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Any]]:
         """Per version: the numeric features' positions, training minima and maxima, counter children."""
         found = self._ranges.get(model.version)
@@ -293,6 +315,9 @@ class ApiMetrics(WriterHooks):
             children[index].inc(int(outside[index]))
 
     def model_loaded(self, model: ServedModel) -> None:
+        for spec in model.schema.features:  # each open vocabulary's series exists (at 0) from the load
+            if spec.is_categorical and spec.unknown != UNKNOWN_ERROR:
+                self._unknown_child(model.version, spec.name)
         labels = (model.name, model.version, model.alias, model.run_id, model.runtime)
         self.load_duration.labels(model.runtime).observe(model.load_seconds)
         self._range_of(model)  # every feature's series exists (at 0) from the first scrape

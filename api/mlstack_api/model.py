@@ -7,7 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import mlflow
 import numpy as np
@@ -17,12 +17,16 @@ from mlflow.entities.model_registry import ModelVersion
 
 from mlstack import contract
 from mlstack.contract import TAG_ONNX_ARTIFACT, TAG_ONNX_PARITY
+from mlstack.preprocessing import onnx_feeds
 from mlstack.schema import FeatureSchema
 
 log = logging.getLogger(__name__)
 
 InferenceRuntime = Literal["onnx", "sklearn"]  # how a version is served (not a deployment runtime)
-ProbaFn = Callable[[np.ndarray], np.ndarray]
+# A validated batch as the model takes it: a float matrix in feature order for a schema of required
+# numbers (the fast path), else the model frame (`FeatureSchema.model_frame`: float64 and category text).
+ModelInput: TypeAlias = np.ndarray | pd.DataFrame
+ProbaFn = Callable[[ModelInput], np.ndarray]
 
 
 class ModelLoadError(RuntimeError):
@@ -72,8 +76,13 @@ def onnx_artifact_path(version: ModelVersion) -> str | None:
     return tags.get(TAG_ONNX_ARTIFACT) or None
 
 
-def onnx_predict_proba(model_path: str) -> ProbaFn:
-    """Probabilities from an ONNX Runtime session (single-threaded: requests are tiny)."""
+def onnx_predict_proba(model_path: str, schema: FeatureSchema | None = None) -> ProbaFn:
+    """Probabilities from an ONNX Runtime session (single-threaded: requests are tiny).
+
+    A model with one input takes the feature matrix (numbers only); a model with one input per
+    feature takes columns: float32 numbers (NaN = missing) and strings ("" = missing), and needs
+    the schema to build them.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -82,16 +91,32 @@ def onnx_predict_proba(model_path: str) -> ProbaFn:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
-    model_input = session.get_inputs()[0]
+    inputs = session.get_inputs()
+    model_input = inputs[0]
     input_name = model_input.name
     dtype = np.float64 if model_input.type == "tensor(double)" else np.float32
     outputs = session.get_outputs()
     proba_names = [o.name for o in outputs if "prob" in o.name.lower()]
     proba_name = proba_names[0] if proba_names else outputs[-1].name
     run = session.run
+    per_column: FeatureSchema | None = None  # the schema, when the model takes one input per feature
+    if len(inputs) > 1:
+        per_column = schema
+    if len(inputs) > 1 and (schema is None or {i.name for i in inputs} != set(schema.feature_names)):
+        raise ModelLoadError(
+            f"the ONNX model's inputs {[i.name for i in inputs]} are not the features "
+            f"{schema.feature_names if schema else '(no schema given)'}"
+        )
 
-    def predict_proba(matrix: np.ndarray) -> np.ndarray:
-        (result,) = run([proba_name], {input_name: matrix.astype(dtype, copy=False)})
+    def predict_proba(batch: ModelInput) -> np.ndarray:
+        if per_column is not None:
+            names = per_column.feature_names
+            frame = batch if isinstance(batch, pd.DataFrame) else pd.DataFrame(batch, columns=names)
+            feeds = onnx_feeds(frame, per_column)
+        else:
+            matrix = batch.to_numpy(dtype=np.float64) if isinstance(batch, pd.DataFrame) else batch
+            feeds = {input_name: matrix.astype(dtype, copy=False)}
+        (result,) = run([proba_name], feeds)
         if isinstance(result, list):  # ZipMap output: one {label: probability} dict per row
             return np.asarray([[row[k] for k in sorted(row)] for row in result], dtype=np.float64)
         return np.asarray(result)
@@ -104,13 +129,23 @@ def sklearn_predict_proba(model: Any, feature_names: list[str]) -> ProbaFn:
     wants_frame = getattr(model, "feature_names_in_", None) is not None
     proba = model.predict_proba
 
-    def predict_proba(matrix: np.ndarray) -> np.ndarray:
-        rows = matrix.astype(np.float64, copy=False)
+    def predict_proba(batch: ModelInput) -> np.ndarray:
+        if isinstance(batch, pd.DataFrame):
+            return np.asarray(proba(batch))
+        rows = batch.astype(np.float64, copy=False)
         if wants_frame:  # fitted on a DataFrame: pass names, or sklearn warns on every call
             return np.asarray(proba(pd.DataFrame(rows, columns=feature_names)))
         return np.asarray(proba(rows))
 
     return predict_proba
+
+
+def typical_input(schema: FeatureSchema) -> ModelInput:
+    """One typical row in the form the schema's requests are validated into (the load smoke test)."""
+    instance = schema.typical_instance()
+    if schema.all_numeric_required:
+        return np.asarray([[instance[name] for name in schema.feature_names]], dtype=np.float64)
+    return schema.to_frame([instance])
 
 
 def load_version(
@@ -155,7 +190,7 @@ def load_version(
                     dst_path=tmp,
                     tracking_uri=client.tracking_uri,
                 )
-                predict_proba = onnx_predict_proba(path)
+                predict_proba = onnx_predict_proba(path, schema)
             runtime = "onnx"
         except Exception as exc:  # a broken ONNX artifact must not stop serving: fall back
             log.warning("%s: ONNX artifact %r unusable (%s); serving with sklearn", uri, artifact, exc)
@@ -167,9 +202,8 @@ def load_version(
         predict_proba = sklearn_predict_proba(model, schema.feature_names)
 
     # Smoke-test with the typical row so a model that cannot predict never gets swapped in.
-    typical = np.asarray([[f.typical for f in schema.features]], dtype=np.float64)
     try:
-        probabilities = predict_proba(typical)
+        probabilities = predict_proba(typical_input(schema))
     except Exception as exc:
         raise ModelLoadError(f"{uri}: test prediction with the {runtime} runtime failed: {exc}") from exc
     if probabilities.shape != (1, len(schema.classes)):

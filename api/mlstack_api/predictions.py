@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mlstack.store import PredictionRows
-from mlstack_api.model import ServedModel
+from mlstack_api.model import ModelInput, ServedModel
 
 _HEX_PER_ID = 32
 _RANDOM_HEX = 18  # 72 random bits per id, after the 48-bit millisecond timestamp
@@ -97,15 +97,15 @@ class Unscorable(ValueError):
         )
 
 
-def score(model: ServedModel, matrix: np.ndarray) -> Scored:
-    """Run the model on a validated matrix; the label is the most probable class (both runtimes).
+def score(model: ServedModel, batch: ModelInput) -> Scored:
+    """Run the model on a validated batch; the label is the most probable class (both runtimes).
 
     Raises:
         Unscorable: the model produced NaN or infinite probabilities for a row (float32-valid but
             extreme inputs overflow inside the model): an answer would be meaningless.
     """
     now = time.time()
-    probabilities = model.predict_proba(matrix)
+    probabilities = model.predict_proba(batch)
     finite = np.isfinite(probabilities).all(axis=1)
     if not finite.all():
         raise Unscorable(int(np.argmin(finite)))

@@ -120,9 +120,9 @@ async def invocations(request: Request) -> Response:
 
 
 async def _serve(request: Request, state: ApiState, model: ServedModel, decoded: Decoded) -> Any:
-    matrix = model_input(decoded.instances, model.schema, decoded.locate)
+    instances, batch = model_input(decoded.instances, model.schema, decoded.locate)
     try:
-        return await predict_and_log(request, state, model, decoded.instances, matrix)
+        return await predict_and_log(request, state, model, instances, batch)
     except Unscorable as exc:
         where = decoded.row(exc.index)
         raise RequestError(422, f"{where}: {exc}", where) from None

@@ -3,10 +3,11 @@
 - `mlflow models serve` (`POST /invocations`): JSON `dataframe_split`, `dataframe_records`,
   `instances`, `inputs`, or `text/csv`; the answer is `{"predictions": [label, ...]}`, as the
   pyfunc scoring server returns it for a scikit-learn classifier.
-- Open Inference Protocol v2 (`POST /v2/models/{name}/infer`): one named FP32/FP64 input per
-  feature (MLServer's `pd` content type, or none), or one `[rows, features]` tensor in schema order
-  (the `np` codec); the answer's outputs are `label`, `probabilities` (`[rows, classes]`, class
-  order in its parameters), `class_name` and `prediction_id`.
+- Open Inference Protocol v2 (`POST /v2/models/{name}/infer`): one named input per feature
+  (MLServer's `pd` content type, or none): FP32/FP64 for numbers, BYTES (strings) for categorical
+  features; or one `[rows, features]` tensor in schema order (the `np` codec); the answer's
+  outputs are `label`, `probabilities` (`[rows, classes]`, class order in its parameters),
+  `class_name` and `prediction_id`.
 
 Every format becomes the same list of `{feature: value}` instances and goes through the same
 validation, model and prediction log as `/predict`. Decoding only reshapes: value checks are the
@@ -28,7 +29,7 @@ from typing import Any
 from mlstack.schema import FLOAT32_MAX, FeatureSchema
 from mlstack_api.model import ServedModel
 from mlstack_api.predictions import Scored
-from mlstack_api.request_validation import RequestError, decode_json
+from mlstack_api.request_validation import RequestError, decode_json, feature_property
 
 Locate = Callable[[int, str], str]
 """(instance index, feature name) -> where that value is in the request as the client wrote it."""
@@ -88,7 +89,7 @@ def decode_mlflow(body: bytes, content_type: str | None, schema: FeatureSchema, 
     """
     mime, params = _content_type(content_type)
     if mime == CSV:
-        return _decode_csv(body, max_batch)
+        return _decode_csv(body, max_batch, set(schema.categorical_names))
     if mime != JSON:
         raise _bad(
             f"content type {content_type!r} is not supported; send {JSON} "
@@ -208,8 +209,16 @@ def _csv_value(text: str) -> Any:
         return text  # the schema says "must be a number, got str"
 
 
-def _decode_csv(body: bytes, max_batch: int) -> Decoded:
-    """`text/csv`: a header row of feature names, then one row per instance (pandas' `to_csv`, no index)."""
+def _csv_text(text: str) -> Any:
+    """A CSV cell of a categorical feature: the category as written, null when empty."""
+    return None if text == "" else text
+
+
+def _decode_csv(body: bytes, max_batch: int, categorical: set[str] | frozenset[str] = frozenset()) -> Decoded:
+    """`text/csv`: a header row of feature names, then one row per instance (pandas' `to_csv`, no index).
+
+    Cells of categorical features stay text (a code `007` is the category "007"); others read as numbers.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -233,7 +242,8 @@ def _decode_csv(body: bytes, max_batch: int) -> Decoded:
             raise _bad(
                 f"csv line {index + 2} has {len(row)} values; the header has {len(header)}", f"csv[{index}]"
             )
-        instances.append(dict(zip(header, map(_csv_value, row), strict=True)))
+        readers = [_csv_text if name in categorical else _csv_value for name in header]
+        instances.append({name: read(cell) for name, read, cell in zip(header, readers, row, strict=True)})
     return Decoded(instances, lambda i, f: f"csv[{i}].{f}", lambda i: f"csv[{i}]")
 
 
@@ -247,6 +257,7 @@ def mlflow_response(scored: Scored) -> dict[str, Any]:
 V2_NUMBER_TYPES = frozenset(
     ("FP16", "FP32", "FP64", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 )
+V2_TEXT_TYPE = "BYTES"  # strings: the categories of categorical features
 V2_CONTENT_TYPES = (None, "pd", "np")
 V2_OUTPUTS = ("label", "probabilities", "class_name", "prediction_id")
 
@@ -291,6 +302,7 @@ def decode_v2(payload: Any, schema: FeatureSchema, max_batch: int) -> Decoded:
     if not isinstance(inputs, list) or not inputs:
         raise _bad("'inputs' must be a non-empty list of tensors", "inputs")
     tensors = [_tensor(tensor, index) for index, tensor in enumerate(inputs)]
+    _check_datatypes(inputs, schema)
     names = schema.feature_names
     extra = {"id": request_id, "outputs": outputs}
     if len(tensors) == 1 and tensors[0][0] not in names:
@@ -324,6 +336,28 @@ def decode_v2(payload: Any, schema: FeatureSchema, max_batch: int) -> Decoded:
     return Decoded(instances, lambda i, f: f"inputs.{f}.data[{i}]", lambda i: f"inputs: row {i}", extra)
 
 
+def _check_datatypes(inputs: list[Any], schema: FeatureSchema) -> None:
+    """Each feature's input has its type's datatype: numbers for numeric features, BYTES for categories.
+
+    One unnamed `[rows, features]` tensor holds every feature: numbers, or BYTES when the schema has
+    categorical features (a JSON tensor may then mix strings and numbers).
+    """
+    kinds = {f.name: f.is_categorical for f in schema.features}
+    for tensor in inputs:
+        name, datatype = tensor["name"], tensor["datatype"]
+        categorical = kinds.get(name, bool(schema.categorical_names))
+        if categorical and datatype != V2_TEXT_TYPE and name in kinds:
+            raise _bad(
+                f"input {name!r} has datatype {datatype!r}; the feature is categorical: send BYTES (strings)",
+                f"inputs.{name}.datatype",
+            )
+        if not categorical and datatype == V2_TEXT_TYPE:
+            raise _bad(
+                f"input {name!r} has datatype {datatype!r}; the feature is numeric: send FP32 or FP64",
+                f"inputs.{name}.datatype",
+            )
+
+
 def _requested_outputs(outputs: Any) -> list[str]:
     if outputs is None:
         return list(V2_OUTPUTS)
@@ -354,9 +388,9 @@ def _tensor(tensor: Any, index: int) -> tuple[str, list[int], list[Any]]:
     if unknown:
         raise _bad(f"input {name!r}: unknown field {unknown[0]!r}", f"inputs.{name}.{unknown[0]}")
     datatype = tensor["datatype"]
-    if datatype not in V2_NUMBER_TYPES:
+    if datatype not in V2_NUMBER_TYPES and datatype != V2_TEXT_TYPE:
         raise _bad(
-            f"input {name!r} has datatype {datatype!r}; the features are numbers: send FP32 or FP64",
+            f"input {name!r} has datatype {datatype!r}; send FP32 or FP64 for numbers, BYTES for categories",
             f"inputs.{name}.datatype",
         )
     shape = tensor["shape"]
@@ -439,7 +473,10 @@ def v2_model_metadata(model: ServedModel) -> dict[str, Any]:
         "name": model.name,
         "versions": [model.version],
         "platform": "onnxruntime_onnx" if model.runtime == "onnx" else "sklearn",
-        "inputs": [{"name": name, "datatype": "FP64", "shape": [-1]} for name in model.schema.feature_names],
+        "inputs": [
+            {"name": f.name, "datatype": V2_TEXT_TYPE if f.is_categorical else "FP64", "shape": [-1]}
+            for f in model.schema.features
+        ],
         "outputs": [
             {"name": "label", "datatype": "INT64", "shape": [-1]},
             {"name": "probabilities", "datatype": "FP64", "shape": [-1, classes]},
@@ -475,7 +512,12 @@ def protocol_components(schema: FeatureSchema | None, max_batch: int) -> dict[st
     names = schema.feature_names if schema else []
     labels = [c.label for c in schema.classes] if schema else []
     number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    mixed = schema is not None and not schema.all_numeric_required
+    # A value of each feature: a number, or (mixed schemas) the feature's own type, categories and null.
+    values = {f.name: feature_property(f) if mixed else number for f in schema.features} if schema else {}
     row: dict[str, Any] = {"type": "array", "items": number}
+    if mixed:
+        row = {"type": "array", "prefixItems": [values[n] for n in names], "items": False}
     if names:
         row.update(minItems=len(names), maxItems=len(names), description=f"values in this order: {names}")
     rows = {"type": "array", "items": row, "minItems": 1, "maxItems": max_batch}
@@ -494,7 +536,8 @@ def protocol_components(schema: FeatureSchema | None, max_batch: int) -> dict[st
     columnar: dict[str, Any] = {
         "type": "object",
         "properties": {
-            name: {"type": "array", "items": number, "minItems": 1, "maxItems": max_batch} for name in names
+            name: {"type": "array", "items": values[name], "minItems": 1, "maxItems": max_batch}
+            for name in names
         },
         "required": names,
         "additionalProperties": False,
@@ -529,8 +572,13 @@ def protocol_components(schema: FeatureSchema | None, max_batch: int) -> dict[st
                 "minItems": 1,
                 "maxItems": 2,
             },
-            "datatype": {"type": "string", "enum": ["FP32", "FP64"]},
-            "data": {"type": "array", "items": number, "minItems": 1, "maxItems": max_batch},
+            "datatype": {"type": "string", "enum": ["FP32", "FP64", *([V2_TEXT_TYPE] if mixed else [])]},
+            "data": {
+                "type": "array",
+                **({} if mixed else {"items": number}),
+                "minItems": 1,
+                "maxItems": max_batch,
+            },
             "parameters": {"type": "object"},
         },
         "required": ["name", "shape", "datatype", "data"],
@@ -554,8 +602,8 @@ def protocol_components(schema: FeatureSchema | None, max_batch: int) -> dict[st
     return {
         "MlflowCsv": {
             "type": "string",
-            "description": "a header row of the feature names, then one row of numbers per instance",
-            **({"pattern": _csv_pattern(names, max_batch)} if names else {}),
+            "description": "a header row of the feature names, then one row of values per instance",
+            **({"pattern": _csv_pattern(names, max_batch)} if names and not mixed else {}),
         },
         "MlflowRequest": {
             "description": "`mlflow models serve` JSON: pandas split/records, TF-serving instances/inputs",

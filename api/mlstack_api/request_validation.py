@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pandas as pd
 
-from mlstack.batch_validation import supports, validate_batch
-from mlstack.schema import FLOAT32_MAX, FeatureSchema, SchemaError
+from mlstack.batch_validation import validate_batch
+from mlstack.schema import FLOAT32_MAX, UNKNOWN_ERROR, FeatureSchema, FeatureSpec, SchemaError
+from mlstack_api.model import ModelInput
 
 
 class RequestError(Exception):
@@ -39,8 +41,11 @@ def decode_json(body: bytes) -> Any:
             raise RequestError(400, f"request body is not valid JSON: {exc}") from exc
 
 
-def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tuple[list[Any], np.ndarray]:
-    """Validate `{"instances": [...]}` and return the instances and their matrix (features in schema order).
+def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tuple[list[Any], ModelInput]:
+    """Validate `{"instances": [...]}` and return the instances and the model's input.
+
+    The input is a float matrix (features in schema order) when every feature is a required
+    number, else the model frame: numbers as float64 (NaN for null), categories as strings.
 
     Raises:
         RequestError: 422 naming the field that is wrong.
@@ -63,7 +68,7 @@ def parse_instances(payload: Any, schema: FeatureSchema, max_batch: int) -> tupl
         raise RequestError(
             422, f"'instances' has {len(instances)} items; at most {max_batch} per request", "instances"
         )
-    return instances, model_input(instances, schema)
+    return model_input(instances, schema)
 
 
 def _instances_locate(index: int, feature: str) -> str:
@@ -72,21 +77,59 @@ def _instances_locate(index: int, feature: str) -> str:
 
 def model_input(
     instances: list[Any], schema: FeatureSchema, locate: Callable[[int, str], str] = _instances_locate
-) -> np.ndarray:
+) -> tuple[list[Any], ModelInput]:
     """Validate instances (from any protocol) into the model's input.
+
+    Returns the instances to log (as sent; one that left out a nullable feature gets null for it)
+    and the model's input: one float matrix when every feature is a required number (the fast
+    path), else the model frame (numbers as float64 with NaN for missing, categories as strings).
 
     Raises:
         RequestError: 422 whose message and field name the first bad value where the client put it
             (`locate(instance index, feature)`; `/predict`: `instances[i].feature`).
     """
     try:
-        return fast_matrix(instances, schema)
+        if schema.all_numeric_required:
+            return instances, fast_matrix(instances, schema)
+        return model_frame(instances, schema)
     except SchemaError as exc:
         field = locate(exc.index, exc.field) if exc.index is not None else exc.field
         raise RequestError(422, f"{field}: {exc.message}", field) from exc
     except OverflowError as exc:  # an integer literal too large for a float
         field = _overflowing_field(instances)
         raise RequestError(422, f"{field}: number is too large", field) from exc
+
+
+def model_frame(instances: list[Any], schema: FeatureSchema) -> tuple[list[Any], pd.DataFrame]:
+    """Validate a batch of a schema with categorical or nullable features, column-wise.
+
+    Returns the instances to log (as sent; one that left out a nullable feature gets null for it)
+    and the model frame: numbers as float64 with NaN for missing, categories as strings.
+
+    Raises:
+        SchemaError: the first bad value, naming the instance and the feature (the row-wise error).
+    """
+    validated = validate_batch(instances, schema)
+    columns = {spec.name: validated.column(position) for position, spec in enumerate(schema.features)}
+    return list(validated.instances), schema.model_frame(pd.DataFrame(columns))
+
+
+def unknown_categories(batch: ModelInput, schema: FeatureSchema) -> dict[str, int]:
+    """Rows per categorical feature whose category the model has not seen (accepted: open vocabulary).
+
+    A closed vocabulary never gets here (validation refused the request), so each count is what
+    the encoder turned into "none of the known categories": a drift signal, and a metric.
+    """
+    if not isinstance(batch, pd.DataFrame):
+        return {}
+    counts = {}
+    for spec in schema.features:
+        if spec.is_categorical:
+            column = batch[spec.name]
+            unseen = int((column.notna() & ~column.isin(spec.categories)).sum())
+            if unseen:
+                counts[spec.name] = unseen
+    return counts
 
 
 def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
@@ -96,10 +139,7 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
     batch; any error is the one `FeatureSchema.validate_instance` raises for the first bad instance.
     float64 keeps the values as sent (sklearn); ONNX casts to its own input type.
     """
-    if supports(schema):
-        return validate_batch(instances, schema).matrix()
-    rows = [schema.validate_instance(instance, index) for index, instance in enumerate(instances)]
-    return np.asarray(rows, dtype=np.float64)
+    return validate_batch(instances, schema).matrix()
 
 
 def _overflowing_field(instances: list[Any]) -> str:
@@ -114,27 +154,63 @@ def _overflowing_field(instances: list[Any]) -> str:
     return "instances"
 
 
+def feature_property(spec: FeatureSpec) -> dict[str, Any]:
+    """JSON Schema of one feature's value: its type, range or categories, and whether null is allowed."""
+    if spec.is_categorical:
+        prop: dict[str, Any] = {"type": ["string", "null"] if spec.nullable else "string"}
+        categories: list[Any] = list(spec.categories) + ([None] if spec.nullable else [])
+        if spec.unknown == UNKNOWN_ERROR:
+            prop["enum"] = categories
+            prop["description"] = "one of the model's categories" + (
+                "; null when missing" if spec.nullable else ""
+            )
+        else:
+            prop["anyOf"] = [
+                {"enum": categories, "description": "the categories seen in training"},
+                {
+                    "type": "string",
+                    "description": "another category: accepted, encoded as none of the known ones",
+                },
+            ]
+            prop["description"] = (
+                "a category; unseen ones are accepted and counted (mlops_prediction_unknown_categories_total)"
+                + ("; null when missing" if spec.nullable else "")
+            )
+        if spec.typical is not None:
+            prop["example"] = spec.typical
+        return prop
+    prop = {
+        "type": ["number", "null"] if spec.nullable else "number",
+        "minimum": -FLOAT32_MAX,
+        "maximum": FLOAT32_MAX,
+    }
+    if spec.minimum is not None and spec.maximum is not None:
+        prop["description"] = f"training range {spec.minimum:g} to {spec.maximum:g}"
+    if spec.nullable:
+        prop["description"] = prop.get("description", "a number") + "; null when missing"
+    if spec.typical is not None:
+        prop["example"] = spec.typical
+    return prop
+
+
 def instance_schema(schema: FeatureSchema | None) -> dict[str, Any]:
-    """JSON Schema of one instance: every feature required, numbers only, nothing else."""
+    """JSON Schema of one instance: every feature required (null where allowed), typed, nothing else."""
     if schema is None:  # no model yet: describe the shape without the names
         return {
             "type": "object",
             "description": "Feature values by name (the names come from the served model).",
             "additionalProperties": {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX},
         }
+    properties = {f.name: feature_property(f) for f in schema.features}
+    if schema.id_column is not None:
+        properties[schema.id_column] = {
+            "type": ["string", "number", "null"],
+            "description": "the row's id (data.id_column): optional, logged, never a model input",
+        }
     return {
         "type": "object",
-        "properties": {
-            f.name: {
-                "type": "number",
-                "minimum": -FLOAT32_MAX,
-                "maximum": FLOAT32_MAX,
-                "description": f"training range {f.minimum:g} to {f.maximum:g}",
-                "example": f.typical,
-            }
-            for f in schema.features
-        },
-        "required": schema.feature_names,
+        "properties": properties,
+        "required": [f.name for f in schema.features if not f.nullable],  # an absent nullable one is null
         "additionalProperties": False,
     }
 
@@ -167,7 +243,7 @@ def openapi_components(schema: FeatureSchema | None, max_batch: int) -> dict[str
             },
             "required": ["instances"],
             "additionalProperties": False,
-            "example": {"instances": [{f.name: f.typical for f in schema.features}] if schema else [{}]},
+            "example": {"instances": [schema.typical_instance()] if schema else [{}]},
         },
         "Prediction": {
             "type": "object",

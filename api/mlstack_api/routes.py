@@ -33,7 +33,7 @@ from mlstack.contract import (
 from mlstack.prediction_log import LogRefused
 from mlstack_api.model import ServedModel
 from mlstack_api.predictions import Scored, Unscorable, score
-from mlstack_api.request_validation import RequestError, decode_json, parse_instances
+from mlstack_api.request_validation import RequestError, decode_json, parse_instances, unknown_categories
 from mlstack_api.state import ApiState
 
 router = APIRouter()
@@ -125,11 +125,11 @@ async def predict(request: Request) -> Response:
     api = state.config.api
     try:
         payload = decode_json(await read_body(request, api.max_body_bytes))
-        instances, matrix = parse_instances(payload, model.schema, api.max_batch)
+        instances, batch = parse_instances(payload, model.schema, api.max_batch)
     except RequestError as exc:
         return _json(exc.body(), exc.status)
     try:
-        scored = await predict_and_log(request, state, model, instances, matrix)
+        scored = await predict_and_log(request, state, model, instances, batch)
     except Unscorable as exc:
         field = f"instances[{exc.index}]"
         return _error(422, f"{field}: {exc}", field)
@@ -154,6 +154,9 @@ async def predict_and_log(
         await writer.write(scored.log_rows(model, instances), state.config.prediction_store.commit_timeout_s)
     request.state.model_version = model.version
     state.metrics.observe_predictions(model, scored.class_counts(len(model.class_names)))
+    unseen = unknown_categories(model_input, model.schema)
+    if unseen:  # accepted unseen categories of open vocabularies, whichever protocol sent them
+        state.metrics.observe_unknown_categories(model, unseen)
     return scored
 
 

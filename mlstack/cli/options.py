@@ -89,6 +89,12 @@ class RunSettings:
     rollback_to: Annotated[str | None, typer.Option(help="Roll the champion back to this version.")] = None
     approve: Annotated[bool, typer.Option(help="Approval given (Jenkins input step).")] = False
     dry_run: Annotated[bool, typer.Option(help="Validate arguments and print the plan only.")] = False
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            help="Show every library line (MLflow, Evidently, ...) instead of <state_dir>/logs/pipeline.log."
+        ),
+    ] = False
 
     @property
     def rollback_version(self) -> str | None:

@@ -19,10 +19,10 @@ from mlstack.cli.options import (
     with_options,
 )
 from mlstack.config import REPO_ROOT, Config
-from mlstack.contract import EXIT_LOCKED, STAGES, Stage
-from mlstack.logs import configure_logging
+from mlstack.contract import EXIT_LOCKED, STAGES, STATE_PIPELINE_LOG, Stage
 
 if TYPE_CHECKING:
+    from mlstack.console import StageReporter
     from mlstack.deployment import Runtime
     from mlstack.pipeline import Pipeline
 
@@ -98,31 +98,49 @@ def run_pipeline(
     if settings.dry_run:
         _print_plan(ordered, settings, config)
         return
+    from mlstack.console import StageReporter
     from mlstack.pipeline import Pipeline, PipelineError, PipelineLocked, pipeline_lock
 
-    configure_logging()
     started = time.monotonic()
+    reporter = StageReporter(config.state_dir / STATE_PIPELINE_LOG, verbose=settings.verbose)
     pipeline = Pipeline(config, settings.pipeline_options(), make_runtime(settings.runtime, config))
-    try:
-        with pipeline_lock(config.state_dir):
-            if whole_run:
-                pipeline.new_run()
-            try:
-                pipeline.run_stages(ordered)
-            except PipelineError as exc:
+    with reporter.session(fresh=whole_run):
+        try:
+            with pipeline_lock(config.state_dir):
                 if whole_run:
-                    pipeline.record_pipeline_run("failed", str(exc))
-                print_summary(pipeline, config, time.monotonic() - started)
-                note = " (champion rolled back)" if pipeline.state.rolled_back else ""
-                fail(f"{exc}{note}")
-    except PipelineLocked as exc:
-        fail(str(exc), code=EXIT_LOCKED)
-    if whole_run:
-        pipeline.record_pipeline_run("skipped" if pipeline.state.skipped else "success")
-    print_summary(pipeline, config, time.monotonic() - started)
+                    pipeline.new_run()
+                _print_header(pipeline, ordered, settings, reporter)
+                try:
+                    pipeline.run_stages(ordered, reporter)
+                except PipelineError as exc:
+                    if whole_run:
+                        with reporter.quietly():
+                            pipeline.record_pipeline_run("failed", str(exc))
+                    print_summary(pipeline, config, time.monotonic() - started, reporter)
+                    note = " (champion rolled back)" if pipeline.state.rolled_back else ""
+                    fail(f"{exc}{note}")
+        except PipelineLocked as exc:
+            fail(str(exc), code=EXIT_LOCKED)
+        if whole_run:
+            with reporter.quietly():
+                pipeline.record_pipeline_run("skipped" if pipeline.state.skipped else "success")
+        print_summary(pipeline, config, time.monotonic() - started, reporter)
 
 
-def print_summary(pipeline: Pipeline, config: Config, seconds: float) -> None:
+def _print_header(
+    pipeline: Pipeline, ordered: Sequence[Stage], settings: RunSettings, reporter: StageReporter
+) -> None:
+    state = pipeline.state
+    where = "" if settings.verbose else f"; library output: {reporter.log_path} (--verbose shows it here)"
+    typer.echo(
+        f"pipeline {state.pipeline_id}: {len(ordered)} stage(s), trigger {state.trigger}, "
+        f"runtime {settings.runtime}{where}"
+    )
+
+
+def print_summary(
+    pipeline: Pipeline, config: Config, seconds: float, reporter: StageReporter | None = None
+) -> None:
     """The end-of-run table: stages, candidates, the gate, the champion and where the services are."""
     from mlstack import registry
     from mlstack.pipeline import summary_frame
@@ -160,6 +178,8 @@ def print_summary(pipeline: Pipeline, config: Config, seconds: float) -> None:
             typer.echo(f"  {'form':<13} {urls['api']}/   API docs: {urls['api']}/docs")
     except Exception as exc:
         typer.echo(f"(service URLs unavailable: {exc})")
+    if reporter is not None and not reporter.verbose:
+        typer.echo(f"\nlibrary output and the full log: {reporter.log_path}")
     typer.echo("=" * 78)
 
 

@@ -19,6 +19,7 @@ import requests
 
 from mlstack.config import REPO_ROOT, Config
 from mlstack.contract import (
+    CONFIG_ENV,
     FEEDBACK_TOKEN_ENV,
     LOOPBACK,
     PREDICTOR_APP,
@@ -200,7 +201,13 @@ class LocalRuntime:
         )
 
     def _service_env(self, config: Config) -> dict[str, str]:
+        """What a service needs to read the run's config: the effective config file (so `--config` and
+        `--set` reach the predictor and exporter, not only `$MLSTACK_CONFIG`), and the keys that
+        locate the shared state, which the environment would otherwise override."""
+        from mlstack.ct import effective_config_file
+
         env = {
+            CONFIG_ENV: str(effective_config_file(config)),
             TRACKING_URI_ENV: config.mlflow.tracking_uri,
             config_env_var("prediction_store.url"): config.prediction_store_url,
             config_env_var("services.state_dir"): str(config.state_dir),

@@ -372,19 +372,39 @@ def test_drift_to_retrain_to_hot_redeploy_without_a_human(stack: Stack) -> None:
     assert int(run_tags["data.feedback_rows"]) >= int(run_tags["data.new_rows"])
     # The predictor swapped without a restart: same process, new model, in /version and /metrics.
     assert api_model_info(stack, "2") == 1 and api_model_info(stack, "1") is None
-    after_drifted = probe_accuracy(stack.url("api"), drift_a, 200, drifted_share=1.0)
-    after_clean = probe_accuracy(stack.url("api"), drift_a, 200, drifted_share=0.0)
+    # Probes are predictions like any other: logged, and read by the exporter's drift window (the newest
+    # `exporter.drift_window` rows). Clean rows are not what v2 was most recently fitted to, so against
+    # its `recent` reference they read as drift (docs/continuous-training.md). The live traffic of this
+    # phase is drifted: the clean probe goes first, the drifted one, larger than the window, last.
+    probe_rows = 200
+    assert probe_rows >= cfg.exporter.drift_window
+    after_clean = probe_accuracy(stack.url("api"), drift_a, probe_rows, drifted_share=0.0)
+    after_drifted = probe_accuracy(stack.url("api"), drift_a, probe_rows, drifted_share=1.0)
+    probed_at = time.time()
     assert before_drifted < 0.3 < 0.9 < after_drifted, (before_drifted, after_drifted)
     assert after_clean > 0.85 and before_clean > 0.9
 
     # The arc closes: v2's reference is its most recent training rows (the drifted ones), so the same
     # drifted live window no longer reads as drift, the gauge falls and DataDriftDetected resolves.
     threshold = cfg.monitoring.drift_share_threshold
+    refreshed = 'mlops_exporter_last_refresh_timestamp_seconds{service="exporter", source="drift"}'
+
+    def drift_refreshed_after(moment: float) -> float | None:
+        found = prom.query(f"{refreshed} > {moment:.3f}")
+        return float(found[0]["value"][1]) if found else None
+
+    # The first drift refresh to finish after the probes may have read its window before they were
+    # stored; the refresh loop is sequential, so any refresh finishing after that one read it after.
+    first_after = stack.poll(lambda: drift_refreshed_after(probed_at), 60, "a drift refresh after the probes")
 
     def adapted_reading() -> float | None:
-        against_v2 = prom.query('mlops_drift_reference_info{service="exporter", model_version="2"}')
-        share = prom.query('mlops_drift_share_drifted_features{service="exporter"}')
-        if not against_v2 or not share or float(share[0]["value"][1]) >= threshold:
+        # One query, so the share, its reference and its refresh time come from the same scrape.
+        share = prom.query(
+            'mlops_drift_share_drifted_features{service="exporter"}'
+            ' and on (service) mlops_drift_reference_info{service="exporter", model_version="2"}'
+            f" and on (service) ({refreshed} > {first_after:.3f})"
+        )
+        if not share or float(share[0]["value"][1]) >= threshold:
             return None
         return float(share[0]["value"][1]) + 1e-9  # +1e-9: 0.0 is a reading
 

@@ -12,7 +12,7 @@ function showError(message) {
 
 function clearError() {
   $("error").hidden = true;
-  document.querySelectorAll(".field input.bad").forEach((el) => el.classList.remove("bad"));
+  document.querySelectorAll(".field .bad").forEach((el) => el.classList.remove("bad"));
 }
 
 // Medians and ranges come as binary floats (1.8650000000000002): show them as people write them.
@@ -31,6 +31,51 @@ async function readJson(response) {
   }
 }
 
+const isCategorical = (feature) => feature.type === "categorical";
+
+function numberField(feature, id) {
+  const input = document.createElement("input");
+  Object.assign(input, { id, name: feature.name, type: "number", step: "any", required: !feature.nullable });
+  if (feature.minimum !== null && feature.minimum !== undefined) input.min = tidy(feature.minimum);
+  if (feature.maximum !== null && feature.maximum !== undefined) input.max = tidy(feature.maximum);
+  if (feature.nullable) input.placeholder = "empty = missing";
+  input.addEventListener("input", () => {
+    const value = Number(input.value);
+    const outside = input.value !== "" && (value < feature.minimum || value > feature.maximum);
+    input.classList.toggle("out-of-range", outside);
+  });
+  return input;
+}
+
+function categoryField(feature, id) {
+  // A select of the categories seen in training; an empty choice where the value may be missing.
+  const select = document.createElement("select");
+  Object.assign(select, { id, name: feature.name, required: !feature.nullable });
+  const choices = feature.nullable ? ["", ...feature.categories] : feature.categories;
+  for (const category of choices) {
+    const option = document.createElement("option");
+    option.value = category;
+    option.textContent = category === "" ? "(missing)" : category;
+    select.append(option);
+  }
+  return select;
+}
+
+function hintFor(feature) {
+  const missing = feature.nullable ? "; may be left empty" : "";
+  if (isCategorical(feature)) {
+    const vocabulary = feature.unknown === "error" ? "" : " (others accepted)";
+    return `${feature.categories.length} categories${vocabulary}${missing}`;
+  }
+  if (feature.minimum === null || feature.minimum === undefined) return `a number${missing}`;
+  return `training range ${tidy(feature.minimum)} – ${tidy(feature.maximum)}${missing}`;
+}
+
+function setTypical(control, feature) {
+  if (feature.typical === null || feature.typical === undefined) control.value = "";
+  else control.value = isCategorical(feature) ? feature.typical : tidy(feature.typical);
+}
+
 function buildFields(schema) {
   const container = $("fields");
   container.replaceChildren();
@@ -41,28 +86,25 @@ function buildFields(schema) {
     const label = document.createElement("label");
     label.htmlFor = id;
     label.textContent = feature.name;
-    const input = document.createElement("input");
-    Object.assign(input, { id, name: feature.name, type: "number", step: "any", required: true });
-    input.min = tidy(feature.minimum);
-    input.max = tidy(feature.maximum);
-    input.value = tidy(feature.typical);
-    input.dataset.feature = feature.name;
-    input.addEventListener("input", () => {
-      const value = Number(input.value);
-      const outside = input.value !== "" && (value < feature.minimum || value > feature.maximum);
-      input.classList.toggle("out-of-range", outside);
-    });
+    const control = isCategorical(feature) ? categoryField(feature, id) : numberField(feature, id);
+    control.dataset.feature = feature.name;
+    control.dataset.index = String(index);
+    setTypical(control, feature);
     const hint = document.createElement("small");
-    hint.textContent = `training range ${tidy(feature.minimum)} – ${tidy(feature.maximum)}`;
-    wrap.append(label, input, hint);
+    hint.textContent = hintFor(feature);
+    wrap.append(label, control, hint);
     container.append(wrap);
   });
 }
 
+function controls() {
+  return document.querySelectorAll(".field input, .field select");
+}
+
 function resetFields() {
-  document.querySelectorAll(".field input").forEach((input, index) => {
-    input.value = tidy(state.schema.features[index].typical);
-    input.classList.remove("out-of-range", "bad");
+  controls().forEach((control) => {
+    setTypical(control, state.schema.features[Number(control.dataset.index)]);
+    control.classList.remove("out-of-range", "bad");
   });
 }
 
@@ -88,24 +130,35 @@ async function loadSchema() {
 
 function collectInstance() {
   const instance = {};
-  for (const input of document.querySelectorAll(".field input")) {
-    const raw = input.value.trim();
-    if (raw === "" || !Number.isFinite(Number(raw))) {
-      input.classList.add("bad");
-      input.focus();
-      throw new Error(`${input.dataset.feature}: enter a number`);
+  for (const control of controls()) {
+    const feature = state.schema.features[Number(control.dataset.index)];
+    const raw = control.value.trim();
+    if (raw === "") {
+      if (!feature.nullable) {
+        control.classList.add("bad");
+        control.focus();
+        throw new Error(`${feature.name}: a value is required`);
+      }
+      instance[feature.name] = null; // missing: the model imputes it
+    } else if (isCategorical(feature)) {
+      instance[feature.name] = raw;
+    } else if (!Number.isFinite(Number(raw))) {
+      control.classList.add("bad");
+      control.focus();
+      throw new Error(`${feature.name}: enter a number`);
+    } else {
+      instance[feature.name] = Number(raw);
     }
-    instance[input.dataset.feature] = Number(raw);
   }
   return instance;
 }
 
 function markField(field) {
-  // The server names fields like "instances[0].hue": highlight that input.
+  // The server names fields like "instances[0].hue": highlight that control.
   const match = /^instances\[0\]\.(.+)$/.exec(field || "");
   if (!match) return;
-  for (const input of document.querySelectorAll(".field input")) {
-    if (input.dataset.feature === match[1]) input.classList.add("bad");
+  for (const control of controls()) {
+    if (control.dataset.feature === match[1]) control.classList.add("bad");
   }
 }
 

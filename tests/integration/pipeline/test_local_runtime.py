@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mlstack.contract import FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN
+from mlstack.contract import FEEDBACK_TOKEN_ENV, STATE_FEEDBACK_TOKEN, STATE_PIPELINE_LOG
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -63,6 +63,16 @@ def test_pipeline_runs_twice_and_serves_the_champion(local_env: dict[str, str]) 
         assert f"  {stage}" in first.stdout, stage
     assert "logistic_regression" in first.stdout and "gate: promote" in first.stdout
 
+    # Output a person can read: the project's lines only; the libraries' go to the log file.
+    log_file = Path(local_env["MLSTACK__SERVICES__STATE_DIR"]) / STATE_PIPELINE_LOG
+    terminal = first.stdout + first.stderr
+    for noise in ("Downloading artifacts", "it/s]", "cloudpickle", "View run", "Created version"):
+        assert noise not in terminal, noise
+    assert "[ 4/12] train" in first.stdout and "[12/12] drift-report" in first.stdout
+    assert f"library output and the full log: {log_file}" in first.stdout
+    logged = log_file.read_text()
+    assert "cloudpickle" in logged and "View run" in logged  # diverted, not lost
+
     api = f"http://127.0.0.1:{local_env['MLSTACK__SERVICES__API_PORT']}"
     version = requests.get(f"{api}/version", timeout=5).json()
     assert str(version["model"]["version"]) == "1"
@@ -79,8 +89,11 @@ def test_pipeline_runs_twice_and_serves_the_champion(local_env: dict[str, str]) 
     # A second run retrains and the gate decides. Its candidate set differs from the first run's (a new
     # training config), so an equal score is a tie on new inputs: the champion moves to the new version
     # and the predictor follows. (Unchanged inputs keep the champion: see test_gate_ties.py.)
-    second = mlstack(local_env, "run", "--models", "logistic_regression", "--min-improvement", "0")
+    second = mlstack(
+        local_env, "run", "--models", "logistic_regression", "--min-improvement", "0", "--verbose"
+    )
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "View run" in second.stdout and "cloudpickle" in second.stderr  # --verbose shows everything
     assert "mlflow: reused" in second.stdout or "reused" in second.stdout
     assert "champion: wine-classifier v2" in second.stdout
     assert "feedback token: generated" not in second.stdout  # generated once, then reused
@@ -97,4 +110,7 @@ def test_a_failing_stage_exits_non_zero_and_names_it(local_env: dict[str, str]) 
     result = mlstack({**local_env, "MLSTACK_FAIL_STAGE": "train"}, "run", "--models", "logistic_regression")
     assert result.returncode == 1
     assert "stage 'train' failed" in result.stderr
+    # The failure is on the terminal, with the end of the library log that led to it.
+    assert "FAILED: fault injected by MLSTACK_FAIL_STAGE=train" in result.stdout
+    assert "lines of " in result.stderr and "===== stage train" in result.stderr
     assert "champion: wine-classifier v-" in result.stdout

@@ -54,7 +54,10 @@ def test_locked_dependencies_have_no_known_vulnerability(tmp_path: Path) -> None
     result = subprocess.run(
         argv, capture_output=True, text=True, timeout=900, check=False, env={**os.environ, "NO_COLOR": "1"}
     )
-    unreachable = "could not be audited" in result.stderr or "ConnectionError" in result.stderr
+    # No route, or a TLS-intercepting proxy this machine does not trust (seen in a fresh container):
+    # either way the advisory data cannot be read, which is not a finding about our dependencies.
+    network_failures = ("could not be audited", "ConnectionError", "MaxRetryError", "SSLError")
+    unreachable = any(marker in result.stderr for marker in network_failures)
     if result.returncode != 0 and unreachable and not report.exists():
         pytest.skip(f"PyPI's vulnerability data is not reachable from here:\n{result.stderr[-1500:]}")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlstack_api.request_validation import (
     RequestError,
@@ -176,9 +177,11 @@ NULLABLE = FeatureSchema(
 )
 
 
-def test_a_schema_with_nullable_features_is_validated_row_by_row_into_float64_with_nan() -> None:
-    _, matrix = parse_instances({"instances": [row(12, None), row(13.5, 0.75)]}, NULLABLE, MAX_BATCH)
-    assert matrix.dtype == np.float64 and matrix.shape == (2, 2)
+def test_a_schema_with_nullable_features_is_validated_into_a_float64_frame_with_nan() -> None:
+    _, frame = parse_instances({"instances": [row(12, None), row(13.5, 0.75)]}, NULLABLE, MAX_BATCH)
+    assert isinstance(frame, pd.DataFrame) and list(frame.columns) == ["alcohol", "hue"]
+    assert list(frame.dtypes) == [np.float64, np.float64]
+    matrix = frame.to_numpy()
     assert matrix[0, 0] == 12.0 and math.isnan(matrix[0, 1]) and matrix[1].tolist() == [13.5, 0.75]
     with pytest.raises(RequestError) as caught:
         parse_instances({"instances": [row(), row(hue=1e39)]}, NULLABLE, MAX_BATCH)
@@ -198,4 +201,7 @@ def test_model_input_names_the_field_where_the_protocol_put_it() -> None:
         model_input([], SCHEMA, locate)
     assert (empty.value.status, empty.value.field) == (422, "instances")
     assert empty.value.message == "instances: must contain at least one instance"
-    np.testing.assert_array_equal(model_input([row(12, 0.5)], SCHEMA), np.array([[12.0, 0.5]]))
+    instances = [row(12, 0.5)]
+    logged, matrix = model_input(instances, SCHEMA)
+    assert logged is instances
+    np.testing.assert_array_equal(matrix, np.array([[12.0, 0.5]]))

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from mlstack.batch_validation import (
+    NULLABLE_NUMERIC,
     NUMERIC,
+    CategoricalKind,
     ValidatedBatch,
     column_kind,
-    supports,
     validate_batch,
 )
 from mlstack.schema import FLOAT32_MAX, ClassSpec, FeatureSchema, FeatureSpec, SchemaError
@@ -133,31 +134,36 @@ def test_a_mapping_that_is_not_a_dict_is_validated_row_by_row_to_the_same_result
     np.testing.assert_array_equal(single.matrix(), np.array([[0.5]]))
 
 
-def test_an_empty_batch_and_a_schema_without_column_kinds_are_refused() -> None:
+def test_an_empty_batch_is_refused() -> None:
     with pytest.raises(SchemaError) as caught:
         validate_batch([], THREE)
     assert (caught.value.field, caught.value.message, caught.value.index) == (
         "instances", "must contain at least one instance", None,
     )  # fmt: skip
-    nullable = FeatureSchema((FeatureSpec("x", 0.0, 1.0, 0.5, nullable=True),), CLASSES)
-    with pytest.raises(
-        TypeError, match=r"^the schema has features without a column kind: validate it row by row$"
-    ):
-        validate_batch([{"x": 0.5}], nullable)
 
 
-def test_only_required_numbers_have_a_column_kind() -> None:
+def test_every_feature_type_has_a_column_kind() -> None:
     assert column_kind(FeatureSpec("x", 0.0, 1.0, 0.5)) is NUMERIC
-    assert column_kind(FeatureSpec("x", 0.0, 1.0, 0.5, nullable=True)) is None
-    assert column_kind(FeatureSpec("c", kind="categorical", categories=("a",))) is None
-    assert column_kind(FeatureSpec("c", kind="categorical", categories=("a",), nullable=True)) is None
+    assert column_kind(FeatureSpec("x", 0.0, 1.0, 0.5, nullable=True)) is NULLABLE_NUMERIC
+    open_vocabulary = column_kind(FeatureSpec("c", kind="categorical", categories=("a",)))
+    assert open_vocabulary == CategoricalKind("c", nullable=False, categories=None)
+    closed = column_kind(
+        FeatureSpec("c", kind="categorical", categories=("a",), nullable=True, unknown="error")
+    )
+    assert closed == CategoricalKind("c", nullable=True, categories=frozenset({"a"}))
 
 
-def test_a_schema_is_supported_when_every_feature_has_a_kind_and_there_is_no_id_column() -> None:
-    assert supports(THREE)
+def test_nullable_features_and_the_id_column_are_validated_column_wise(
+    row_wise_calls: list[int | None],
+) -> None:
     with_nullable = FeatureSchema((*THREE.features, FeatureSpec("n", nullable=True)), CLASSES)
-    assert not supports(with_nullable)
-    assert not supports(FeatureSchema(THREE.features, CLASSES, id_column="id"))
+    batch = [{**row, "n": None if i else 0.5} for i, row in enumerate(rows(THREE, 2))]
+    validated = validate_batch(batch, with_nullable)
+    assert row_wise_calls == [] and validated.instances is batch
+    assert math.isnan(validated.column(3)[1]) and validated.column(3)[0] == 0.5
+    with_id = FeatureSchema(THREE.features, CLASSES, id_column="id")
+    identified = [{**row, "id": f"r{i}"} for i, row in enumerate(rows(THREE, 2))]
+    assert validate_batch(identified, with_id).matrix().shape == (2, 3) and row_wise_calls == []
 
 
 def test_a_batch_with_other_kinds_has_no_numeric_matrix() -> None:

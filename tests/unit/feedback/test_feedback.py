@@ -113,6 +113,7 @@ def test_without_feedback_the_base_data_is_unchanged(config: Config, wine: Datas
         "base_rows": len(wine.features),
         "feedback_rows": 0,
         "feedback_excluded": 0,
+        "feedback_duplicates": 0,
         "new_rows": 0,
     }
     assert merged.features.equals(wine.features) and merged.target.equals(wine.target)
@@ -128,6 +129,8 @@ def test_feedback_is_appended_deduplicated_and_counted(config: Config, wine: Dat
 
     assert len(merged.features) == base + 4
     assert merged.composition["base_rows"] == base and merged.composition["feedback_rows"] == 4
+    # 7 usable labels: 2 repeat rows already labelled the same, 1 copies a base row; all accounted for.
+    assert merged.composition["feedback_duplicates"] == 3
     # No champion yet: every labelled row counts as new (capped at the rows actually added).
     assert merged.composition["new_rows"] == 4
     # The span of the labels kept: of a row labelled twice the newest label is kept (1000.000 and

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mlstack.config import DataConfig
 from mlstack.data import load_base_dataset
 from mlstack.feature_types import infer_schema
 from mlstack.quarantine import (
@@ -31,6 +32,7 @@ from mlstack.schema import FeatureSchema
 from mlstack.store import PredictionRecord, PredictionStore
 from tests.support.pipeline import isolated_config
 
+CUSTOMERS = Path(__file__).resolve().parents[2] / "fixtures" / "customers.csv"
 CONFIG = isolated_config("http://127.0.0.1:9", Path("/nonexistent"))
 DATASET = load_base_dataset(CONFIG.data)
 SCHEMA = infer_schema(DATASET.features, DATASET.target, DATASET.class_names, "target")
@@ -312,3 +314,28 @@ def test_an_operator_decision_sets_the_kind_and_is_audited_as_what_it_did(tmp_pa
         ]
     finally:
         store.dispose()
+
+
+def test_a_mixed_row_logged_with_its_id_and_nulls_is_usable() -> None:
+    """The predictor logs a row's id column and nulls for left-out nullable features: trainable as is."""
+    config = DataConfig(
+        source="csv",
+        csv_path=str(CUSTOMERS),
+        target="outcome",
+        id_column="customer_id",
+        drop_columns=["notes"],
+    )
+    data = load_base_dataset(config)
+    schema = infer_schema(data.features, data.target, data.class_names, "outcome", config)
+    labels = {c.label for c in schema.classes}
+    typical = {f.name: f.typical for f in schema.features}
+    nullable = next(f.name for f in schema.features if f.nullable)
+    logged = [
+        {**typical, "customer_id": "C1"},
+        {**typical, "customer_id": None, nullable: None},
+        {**typical, "account": "C2"},  # any other extra key is still a schema problem
+    ]
+    check = check_rows(rows(*logged), schema, labels)
+    assert list(check.usable["id"]) == ["p0", "p1"]
+    assert [(e.prediction_id, e.kind) for e in check.excluded] == [("p2", "schema")]
+    assert "unknown ['account']" in check.excluded[0].reason

@@ -27,7 +27,7 @@ from mlstack.config import REPO_ROOT, CandidateConfig, Config, load_config
 from mlstack.data import Dataset, Split, load_base_dataset, split
 from mlstack.estimators import CandidateError, build_candidate, import_object
 from mlstack.feature_types import infer_schema
-from mlstack.preprocessing import PREPROCESS_STEP
+from mlstack.preprocessing import PREPROCESS_STEP, native_library_hint
 from mlstack.schema import FeatureSchema
 from mlstack.train import TrainingOutcome, export_onnx, served_schema, train_all
 from tests.support.binaries import skip_or_fail
@@ -345,6 +345,10 @@ def test_lightgbm_trains_and_converts_when_installed(customers: Customers) -> No
     """The `lightgbm` extra (in the lock, so CI runs this): its candidate trains and serves with ONNX."""
     if importlib.util.find_spec("lightgbm") is None or importlib.util.find_spec("onnxmltools") is None:
         skip_or_fail("the lightgbm extra is not installed: pip install -e '.[lightgbm]' (the lock has it)")
+    try:
+        import lightgbm
+    except OSError as exc:  # the wheel links against the system's OpenMP runtime (libgomp1)
+        skip_or_fail(f"lightgbm is installed but cannot load: {native_library_hint(exc)}")
     from mlstack.train import model_requirements
 
     config = next(c for c in customers.config.training.candidates if c.name == "lightgbm")
@@ -354,6 +358,4 @@ def test_lightgbm_trains_and_converts_when_installed(customers: Customers) -> No
     rows = with_unseen_and_missing(customers.split.x_test)
     payload, status, detail = export_onnx(model, rows, customers.schema, tolerance=1e-4)
     assert status == contract.ONNX_PASSED and payload is not None, detail
-    import lightgbm
-
     assert f"lightgbm=={lightgbm.__version__}" in model_requirements(model)
