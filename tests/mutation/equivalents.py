@@ -12,7 +12,6 @@ ANY = "*"
 
 _REQUEST = "mlstack_api/request_validation.py"
 _BATCH = "mlstack/batch_validation.py"
-_ONE_KIND = "one column kind (NUMERIC) holds every feature"
 _QUARANTINE = "mlstack/quarantine.py"
 _FEEDBACK = "mlstack/feedback.py"
 _OVERFLOW_UNREACHABLE = (
@@ -82,25 +81,6 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     ): "each typed column is a Series derived from frame's column (numeric_values, category_text keep "
     "its index), and a DataFrame built from equally indexed Series takes that index anyway",
     # -- batch validation -------------------------------------------------------------------------
-    # NUMERIC is the only column kind and supports() requires one for every feature, so a batch has
-    # exactly one kind holding every position: the per-kind selection below cannot differ from the
-    # whole row. These become killable (and must be killed) when a second kind is added.
-    (
-        _BATCH,
-        "validate_batch",
-        "block_rows = rows if len(positions) == len(names) else list(map(itemgetter(*positions), rows))",
-        ANY,
-    ): _ONE_KIND + ": len(positions) == len(names) always, the itemgetter branch never runs",
-    (
-        _BATCH,
-        "validate_batch",
-        "if len(positions) == 1 and len(names) > 1:",
-        "if len(positions) == 1 and len(names) > 2:",
-    ): _ONE_KIND + ": len(positions) == len(names), so `== 1 and > 1` and `== 1 and > 2` are both never true",
-    (_BATCH, "validate_batch", "block_rows = [(value,) for value in block_rows]", ANY): _ONE_KIND
-    + ": unreachable (a single-feature schema's rows are 1-tuples from _rows already)",
-    (_BATCH, "validate_batch", "bad |= kind.bad_rows(block)", "bad = kind.bad_rows(block)"): _ONE_KIND
-    + ": the loop runs once over an all-False `bad`, where `=` and `|=` agree",
     (
         _BATCH,
         "validate_batch",

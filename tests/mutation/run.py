@@ -101,6 +101,8 @@ MODULES: tuple[DecisionModule, ...] = (
             "x_parse_instances",
             "x__instances_locate",
             "x_model_input",
+            "x_model_frame",
+            "x_unknown_categories",
             "x_fast_matrix",
             "x__overflowing_field",
         ),

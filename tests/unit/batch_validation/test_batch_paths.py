@@ -183,3 +183,50 @@ def test_integers_and_floats_together_stay_column_wise(row_wise_calls: list[int 
     validated = validate_batch(batch, THREE)
     assert row_wise_calls == []
     np.testing.assert_array_equal(validated.matrix(), np.array([[0.0, 0.5, 1.0], [0.25, 1.0, 0.75]]))
+
+
+MIXED = FeatureSchema(
+    (
+        FeatureSpec("x", 0.0, 1.0, 0.5),
+        FeatureSpec("plan", kind="categorical", categories=("basic", "pro"), unknown="error"),
+        FeatureSpec("y", 0.0, 1.0, 0.5),
+        FeatureSpec("age", 0.0, 1.0, 0.5, nullable=True),
+    ),
+    CLASSES,
+)
+
+
+def test_a_clean_mixed_batch_is_split_into_its_kinds_without_going_row_by_row(
+    row_wise_calls: list[int | None],
+) -> None:
+    batch = [
+        {"x": 0.25, "plan": "pro", "y": 1, "age": None},
+        {"x": 0, "plan": "basic", "y": 0.5, "age": 0.75},
+    ]
+    validated = validate_batch(batch, MIXED)
+    assert row_wise_calls == []
+    assert validated.columns == {"numeric": (0, 2), "categorical:plan": (1,), "numeric_nullable": (3,)}
+    np.testing.assert_array_equal(validated.column(0), np.array([0.25, 0.0]))
+    assert validated.column(1).tolist() == ["pro", "basic"]
+    np.testing.assert_array_equal(validated.column(2), np.array([1.0, 0.5]))
+    np.testing.assert_array_equal(validated.column(3), np.array([np.nan, 0.75]))
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"x": 2e39}, "instances[1].x: magnitude must be at most 3.4028235e+38 (float32)"),
+        ({"plan": "gold"}, "instances[1].plan"),
+        ({"age": math.inf}, "instances[1].age"),
+    ],
+)
+def test_a_bad_value_in_any_kind_of_a_mixed_batch_is_found_column_wise(
+    change: dict[str, Any], error: str, row_wise_calls: list[int | None]
+) -> None:
+    """Each kind's bad rows add up: a fault in the first kind is not cleared by the clean kinds after it."""
+    batch = [{"x": 0.5, "plan": "pro", "y": 0.5, "age": 0.5} for _ in range(3)]
+    batch[1].update(change)
+    with pytest.raises(SchemaError) as caught:
+        validate_batch(batch, MIXED)
+    assert str(caught.value).startswith(error)
+    assert row_wise_calls == [1]
