@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -128,6 +129,7 @@ class ModelWatcher:
         self._failed.pop(version, None)
         self.current = model  # the swap: one reference assignment
         self.last_error = None
+        settle_heap()
         log.info(
             "serving models:/%s/%s (alias %s, runtime %s, loaded in %.2fs)",
             model.name,
@@ -138,6 +140,21 @@ class ModelWatcher:
         )
         self.on_loaded(model)
         return "success"
+
+
+def settle_heap() -> None:
+    """Put everything alive now (imports, the model just swapped in) beyond the cyclic GC's reach.
+
+    The predictor's heap is mostly long-lived objects (MLflow, scikit-learn, pandas, the model).
+    Every full collection walked them all and stalled the event loop for ~100 ms under load:
+    single-row p99 was 107-113 ms against a p50 of 1.8 ms, and 3.3-3.5 ms once they were frozen
+    (8 connections, make bench's predictor point). Unfreezing first lets this collection reclaim
+    the model just swapped out, reference cycles included, so nothing leaks: each swap costs one
+    full collection, in the watcher's thread.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _short(exc: BaseException) -> str:
