@@ -95,9 +95,6 @@ def model_input(
     except SchemaError as exc:
         field = locate(exc.index, exc.field) if exc.index is not None else exc.field
         raise RequestError(422, f"{field}: {exc.message}", field) from exc
-    except OverflowError as exc:  # an integer literal too large for a float
-        field = _overflowing_field(instances)
-        raise RequestError(422, f"{field}: number is too large", field) from exc
 
 
 def model_frame(instances: list[Any], schema: FeatureSchema) -> tuple[list[Any], pd.DataFrame]:
@@ -140,18 +137,6 @@ def fast_matrix(instances: list[Any], schema: FeatureSchema) -> np.ndarray:
     float64 keeps the values as sent (sklearn); ONNX casts to its own input type.
     """
     return validate_batch(instances, schema).matrix()
-
-
-def _overflowing_field(instances: list[Any]) -> str:
-    for index, instance in enumerate(instances):
-        for name, value in instance.items():
-            try:
-                float(value)
-            except OverflowError:
-                return f"instances[{index}].{name}"
-            except (TypeError, ValueError):
-                continue
-    return "instances"
 
 
 def feature_property(spec: FeatureSpec) -> dict[str, Any]:

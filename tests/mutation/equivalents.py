@@ -14,12 +14,6 @@ _REQUEST = "mlstack_api/request_validation.py"
 _BATCH = "mlstack/batch_validation.py"
 _QUARANTINE = "mlstack/quarantine.py"
 _FEEDBACK = "mlstack/feedback.py"
-_OVERFLOW_UNREACHABLE = (
-    "unreachable: no OverflowError leaves fast_matrix. The batch validator catches it from "
-    "np.array and re-validates row by row, where FeatureSpec.check_value turns float(value)'s "
-    "OverflowError into the SchemaError 'is too large for a number'; the row-wise path does the same"
-)
-
 EQUIVALENT: dict[tuple[str, str, str, str], str] = {
     # -- gate -------------------------------------------------------------------------------------
     (
@@ -36,15 +30,6 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "return orjson.loads(None)",
     ): "orjson.loads(None) raises orjson.JSONDecodeError, so the stdlib fallback parses the same body "
     "into the same values (both parse JSON numbers, strings and duplicate keys alike); only speed differs",
-    (_REQUEST, "model_input", "field = _overflowing_field(instances)", ANY): _OVERFLOW_UNREACHABLE,
-    (
-        _REQUEST,
-        "model_input",
-        'raise RequestError(422, f"{field}: number is too large", field) from exc',
-        ANY,
-    ): _OVERFLOW_UNREACHABLE,
-    (_REQUEST, "_overflowing_field", ANY, ANY): "only called from the unreachable OverflowError branch of "
-    "model_input; " + _OVERFLOW_UNREACHABLE,
     # -- schema -----------------------------------------------------------------------------------
     **{
         (

@@ -104,7 +104,6 @@ MODULES: tuple[DecisionModule, ...] = (
             "x_model_frame",
             "x_unknown_categories",
             "x_fast_matrix",
-            "x__overflowing_field",
         ),
     ),
     DecisionModule(
