@@ -88,6 +88,56 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         ANY,
     ): "unreachable: validate_instance raises for every row the bulk checks refuse (the hypothesis "
     "property test_same_verdict_and_same_error_as_row_by_row pins that agreement)",
+    (
+        _BATCH,
+        "CategoricalKind.bad_rows",
+        "bad |= np.fromiter(map(_empty, values), dtype=bool, count=len(values))",
+        "bad = np.fromiter(map(_empty, values), dtype=bool, count=len(values))",
+    ): "the first update of an all-False `bad`: `=` and `|=` agree",
+    **{
+        (_BATCH, "CategoricalKind.bad_rows", before, after): "np.fromiter's count only preallocates: "
+        "the iterator yields exactly len(values) items either way"
+        for before, after in (
+            (
+                "bad |= np.fromiter(map(_empty, values), dtype=bool, count=len(values))",
+                "bad |= np.fromiter(map(_empty, values), dtype=bool, )",
+            ),
+            (
+                "present = np.fromiter(map(_present, values), dtype=bool, count=len(values))",
+                "present = np.fromiter(map(_present, values), dtype=bool, )",
+            ),
+            (
+                "inside = np.fromiter(map(known.__contains__, values), dtype=bool, count=len(values))",
+                "inside = np.fromiter(map(known.__contains__, values), dtype=bool, )",
+            ),
+        )
+    },
+    (
+        _BATCH,
+        "CategoricalKind.bad_rows",
+        "inside = np.fromiter(map(known.__contains__, values), dtype=bool, count=len(values))",
+        "inside = np.fromiter(map(known.__contains__, values), dtype=None, count=len(values))",
+    ): "dtype=None gives 1.0/0.0 floats, and np.logical_not of them is the same boolean mask",
+    (
+        _BATCH,
+        "CategoricalKind.to_block",
+        "block = np.empty((len(rows), 1), dtype=object)",
+        "block = np.empty((len(rows), 2), dtype=object)",
+    ): "only column 0 is written and read (bad_rows, ValidatedBatch.column by the kind's one position); "
+    "an unused second column of None changes no verdict and no value",
+    **{
+        (
+            _BATCH,
+            "NullableNumericKind.to_block",
+            "nulls = np.array(rows, dtype=object) == None  # noqa: E711 - element-wise, on an object array",
+            after,
+        ): "only reached when a NaN is present: with a None among the rows numpy makes the array object "
+        "dtype by itself; with none, a float array == None is all False, as the object one is"
+        for after in (
+            "nulls = np.array(rows, dtype=None) == None  # noqa: E711 - element-wise, on an object array",
+            "nulls = np.array(rows, ) == None  # noqa: E711 - element-wise, on an object array",
+        )
+    },
     # -- data validation --------------------------------------------------------------------------
     **{
         (

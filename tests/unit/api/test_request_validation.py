@@ -20,6 +20,7 @@ from mlstack_api.request_validation import (
     fast_matrix,
     model_input,
     parse_instances,
+    unknown_categories,
 )
 
 from mlstack.schema import FLOAT32_MAX, ClassSpec, FeatureSchema, FeatureSpec
@@ -205,3 +206,20 @@ def test_model_input_names_the_field_where_the_protocol_put_it() -> None:
     logged, matrix = model_input(instances, SCHEMA)
     assert logged is instances
     np.testing.assert_array_equal(matrix, np.array([[12.0, 0.5]]))
+
+
+def test_unknown_categories_counts_the_unseen_categories_per_open_feature() -> None:
+    schema = FeatureSchema(
+        (
+            FeatureSpec("alcohol", 11.0, 15.0, 13.0),
+            FeatureSpec("region", kind="categorical", categories=("eu", "us")),
+            FeatureSpec("plan", kind="categorical", categories=("basic",), nullable=True),
+        ),
+        (ClassSpec(0, "a"),),
+    )
+    frame = pd.DataFrame(
+        {"alcohol": [12.0, 13.0, 14.0], "region": ["eu", "asia", "mars"], "plan": ["basic", None, "gold"]}
+    )
+    assert unknown_categories(frame, schema) == {"region": 2, "plan": 1}
+    assert unknown_categories(frame.iloc[:1], schema) == {}  # nothing unseen: no entry
+    assert unknown_categories(np.array([[12.0]]), SCHEMA) == {}  # a numeric matrix has no categories

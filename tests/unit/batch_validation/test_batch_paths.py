@@ -230,3 +230,59 @@ def test_a_bad_value_in_any_kind_of_a_mixed_batch_is_found_column_wise(
         validate_batch(batch, MIXED)
     assert str(caught.value).startswith(error)
     assert row_wise_calls == [1]
+
+
+WITH_ID = FeatureSchema(TWO.features, CLASSES, id_column="rid")
+
+
+def test_ids_of_every_json_type_and_instances_without_one_stay_column_wise(
+    row_wise_calls: list[int | None],
+) -> None:
+    batch: list[dict[str, Any]] = [
+        {"x": 0.5, "y": 0.5, "rid": "a"},
+        {"x": 0.5, "y": 0.5, "rid": 1},
+        {"x": 0.5, "y": 0.5, "rid": 2.5},
+        {"x": 0.5, "y": 0.5, "rid": None},
+        {"x": 0.5, "y": 0.5},
+    ]
+    assert validate_batch(batch, WITH_ID).columns == {"numeric": (0, 1)}
+    assert row_wise_calls == []
+
+
+def test_an_unknown_key_beside_the_id_is_refused() -> None:
+    with pytest.raises(SchemaError) as caught:
+        validate_batch([{"x": 0.5, "y": 0.5}, {"x": 0.5, "y": 0.5, "rid": "a", "zzz": 1}], WITH_ID)
+    assert (caught.value.field, caught.value.index) == ("zzz", 1)
+
+
+def test_a_required_closed_category_may_be_neither_empty_nor_unknown() -> None:
+    for value in ("", "gold"):
+        batch = [{"x": 0.5, "plan": "pro", "y": 0.5, "age": 0.5} for _ in range(2)]
+        batch[1]["plan"] = value
+        with pytest.raises(SchemaError, match=r"^instances\[1\]\.plan: "):
+            validate_batch(batch, MIXED)
+
+
+def test_a_column_outside_the_schema_is_a_key_error_naming_it() -> None:
+    validated = validate_batch([{"x": 0.5, "y": 0.5}], TWO)
+    with pytest.raises(KeyError, match=r"^7$"):
+        validated.column(7)
+
+
+def test_only_an_instance_that_leaves_out_a_nullable_feature_is_completed_for_the_log() -> None:
+    batch: list[dict[str, Any]] = [
+        {"x": 0.5, "plan": "pro", "y": 0.5, "age": 0.5},
+        {"x": 0.5, "plan": "pro", "y": 0.5},  # age left out: logged as null
+    ]
+    validated = validate_batch(batch, MIXED)
+    assert validated.instances[0] is batch[0]  # as sent
+    assert validated.instances[1] == {"x": 0.5, "plan": "pro", "y": 0.5, "age": None}
+    assert validated.columns == {"numeric": (0, 2), "categorical:plan": (1,), "numeric_nullable": (3,)}
+    np.testing.assert_array_equal(validated.column(3), np.array([0.5, np.nan]))
+
+
+def test_two_features_of_two_kinds_stay_column_wise(row_wise_calls: list[int | None]) -> None:
+    schema = FeatureSchema((MIXED.features[0], MIXED.features[1]), CLASSES)
+    validated = validate_batch([{"x": 0.5, "plan": "pro"}, {"x": 1, "plan": "basic"}], schema)
+    assert row_wise_calls == []
+    assert validated.column(1).tolist() == ["pro", "basic"]

@@ -221,3 +221,18 @@ def test_the_schema_in_a_models_metadata() -> None:
     assert FeatureSchema.from_model_metadata({}) is None
     assert FeatureSchema.from_model_metadata({"other": 1}) is None
     assert FeatureSchema.from_model_metadata({METADATA_FEATURE_SCHEMA: MIXED.to_dict()}) == MIXED
+
+
+@pytest.mark.parametrize("identifier", [True, [1], {"a": 1}])
+def test_an_id_that_is_not_a_string_a_number_or_null_is_refused_by_name(identifier: Any) -> None:
+    instance = {"age": 30, "plan": "pro", "region": "eu", "income": 1.0, "customer_id": identifier}
+    with pytest.raises(SchemaError) as caught:
+        MIXED.validate_instance(instance, 4)
+    assert (caught.value.field, caught.value.index) == ("customer_id", 4)
+    assert caught.value.message == "the id must be a string, a number or null"
+
+
+@pytest.mark.parametrize("identifier", ["c-1", 7, 7.5, None])
+def test_an_id_of_a_json_scalar_type_passes(identifier: Any) -> None:
+    instance = {"age": 30, "plan": "pro", "region": "eu", "income": 1.0, "customer_id": identifier}
+    assert MIXED.validate_instance(instance, 4) == [30.0, "pro", "eu", 1.0]
