@@ -333,15 +333,21 @@ class PredictionLogWriter:
     def _take_now(self) -> list[_Waiting]:
         """Whole requests up to `batch_size` rows from what is waiting, without waiting for more."""
         with self._cond:
-            if not self._waiting:
-                return []
-            group = [self._waiting.popleft()]
-            rows = len(group[0].rows)
-            while self._waiting and rows + len(self._waiting[0].rows) <= self.batch_size:
-                item = self._waiting.popleft()
-                rows += len(item.rows)
-                group.append(item)
-            return group
+            return self._pop_group() if self._waiting else []
+
+    def _pop_group(self) -> list[_Waiting]:
+        """Pop whole requests, the first one always, then more up to `batch_size` rows.
+
+        The caller holds `_cond` and has checked that something is waiting. A request's rows are
+        never split across transactions, so a request larger than `batch_size` goes alone.
+        """
+        group = [self._waiting.popleft()]
+        rows = len(group[0].rows)
+        while self._waiting and rows + len(self._waiting[0].rows) <= self.batch_size:
+            item = self._waiting.popleft()
+            rows += len(item.rows)
+            group.append(item)
+        return group
 
     def _flush(self) -> None:
         """Commit what is waiting (loop mode; runs on the event loop, one transaction per call)."""
@@ -406,13 +412,7 @@ class PredictionLogWriter:
                     and not self._stopping
                 ):
                     self._cond.wait(remaining)
-            group = [self._waiting.popleft()]
-            rows = len(group[0].rows)
-            while self._waiting and rows + len(self._waiting[0].rows) <= self.batch_size:
-                item = self._waiting.popleft()
-                rows += len(item.rows)
-                group.append(item)
-            return group
+            return self._pop_group()
 
     def _run(self) -> None:
         while (group := self._take()) is not None:
