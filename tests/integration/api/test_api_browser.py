@@ -10,23 +10,13 @@ import pytest
 import requests
 
 from mlstack.config import REPO_ROOT
-from tests.support.binaries import require_binary
+from tests.support.browser import chromium_page
 from tests.support.pipeline import TrainedRegistry
 from tests.support.services import ApiProcess, run_api, served_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +29,8 @@ def form_api(
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[object]:
-    chromium = require_binary("chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh user data dir per test
-            executable_path=chromium,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1100, "height": 900},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium_page(tmp_path / "chromium-profile") as page:  # a fresh user data dir per test
+        yield page
 
 
 def test_form_predicts_and_shows_class_and_model_version(form_api: ApiProcess, page: object) -> None:

@@ -26,7 +26,8 @@ from mlstack import contract, registry
 from mlstack.config import REPO_ROOT, Config, load_config
 from mlstack.pipeline import summary_frame
 from mlstack.state import PipelineState
-from tests.support.binaries import expect_lightgbm_failure, require_binary
+from tests.support.binaries import expect_lightgbm_failure
+from tests.support.browser import chromium_page
 from tests.support.metrics import metric_total, parse_metrics, sample_value
 from tests.support.mlflow_server import MlflowServer, start_mlflow_server
 from tests.support.pipeline import run_training
@@ -37,16 +38,6 @@ pytestmark = [pytest.mark.integration]
 EXAMPLE = REPO_ROOT / "model-training" / "examples" / "customers.yaml"
 CUSTOMERS = REPO_ROOT / "tests" / "fixtures" / "customers.csv"
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LABELLED = 60  # feedback rows sent before the retrain
 
 
@@ -231,50 +222,37 @@ def test_drift_series_carry_the_categorical_columns(stack: MixedStack) -> None:
 
 
 def test_the_form_offers_a_select_per_categorical_feature(stack: MixedStack, tmp_path: Path) -> None:
-    chromium = require_binary("chromium")
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     api = stack.api
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=chromium,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1100, "height": 1000},
-        )
-        try:
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(api.url + "/")
-            plan = page.get_by_label("plan", exact=True)
-            expect(plan).to_be_visible(timeout=15_000)
-            assert plan.evaluate("el => el.tagName") == "SELECT"
-            assert plan.locator("option").all_inner_texts() == ["basic", "standard", "premium"]
-            region = page.get_by_label("region", exact=True)
-            assert region.evaluate("el => el.tagName") == "SELECT"
-            assert region.locator("option").all_inner_texts()[0] == "(missing)"  # nullable: may be empty
-            assert page.get_by_label("tenure_months", exact=True).evaluate("el => el.type") == "number"
-            plan.select_option("premium")
-            region.select_option("")
-            page.get_by_label("satisfaction", exact=True).fill("")  # nullable number left empty
-            page.get_by_role("button", name="Predict").click()
-            expect(page.locator("#result")).to_be_visible(timeout=15_000)
-            instance = {
-                f["name"]: f["typical"]
-                for f in requests.get(f"{api.url}/schema", timeout=10).json()["features"]
-            }
-            instance.update(plan="premium", region=None, satisfaction=None)
-            expected = requests.post(f"{api.url}/predict", json={"instances": [instance]}, timeout=10).json()
-            expect(page.locator("#result-class")).to_have_text(expected["predictions"][0]["class_name"])
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "own-data-form.png"), full_page=True)
-            page.get_by_label("device", exact=True).evaluate(
-                "el => { el.value = ''; }"
-            )  # required: no empty choice
-            page.get_by_role("button", name="Predict").click()
-            expect(page.locator("#error")).to_contain_text("device: a value is required", timeout=10_000)
-            assert not errors, errors
-        finally:
-            context.close()
+    with chromium_page(tmp_path / "chromium-profile", viewport_height=1000) as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(api.url + "/")
+        plan = page.get_by_label("plan", exact=True)
+        expect(plan).to_be_visible(timeout=15_000)
+        assert plan.evaluate("el => el.tagName") == "SELECT"
+        assert plan.locator("option").all_inner_texts() == ["basic", "standard", "premium"]
+        region = page.get_by_label("region", exact=True)
+        assert region.evaluate("el => el.tagName") == "SELECT"
+        assert region.locator("option").all_inner_texts()[0] == "(missing)"  # nullable: may be empty
+        assert page.get_by_label("tenure_months", exact=True).evaluate("el => el.type") == "number"
+        plan.select_option("premium")
+        region.select_option("")
+        page.get_by_label("satisfaction", exact=True).fill("")  # nullable number left empty
+        page.get_by_role("button", name="Predict").click()
+        expect(page.locator("#result")).to_be_visible(timeout=15_000)
+        instance = {
+            f["name"]: f["typical"] for f in requests.get(f"{api.url}/schema", timeout=10).json()["features"]
+        }
+        instance.update(plan="premium", region=None, satisfaction=None)
+        expected = requests.post(f"{api.url}/predict", json={"instances": [instance]}, timeout=10).json()
+        expect(page.locator("#result-class")).to_have_text(expected["predictions"][0]["class_name"])
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "own-data-form.png"), full_page=True)
+        page.get_by_label("device", exact=True).evaluate(
+            "el => { el.value = ''; }"
+        )  # required: no empty choice
+        page.get_by_role("button", name="Predict").click()
+        expect(page.locator("#error")).to_contain_text("device: a value is required", timeout=10_000)
+        assert not errors, errors
