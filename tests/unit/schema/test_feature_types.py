@@ -12,21 +12,7 @@ from mlstack.config import ColumnOverride, DataConfig, load_config
 from mlstack.data import load_base_dataset
 from mlstack.feature_types import infer_feature, infer_kind, infer_schema, with_overrides
 from mlstack.schema import CATEGORICAL, NUMERIC, FeatureSchema, FeatureSpec, SchemaError, category_text
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-CUSTOMERS = FIXTURES / "customers.csv"
-
-
-def customers_config(**columns: ColumnOverride) -> DataConfig:
-    return DataConfig(
-        source="csv",
-        csv_path=str(CUSTOMERS),
-        target="outcome",
-        id_column="customer_id",
-        drop_columns=["notes"],
-        columns=columns,
-    )
-
+from tests.support.customers import CUSTOMERS_CSV, customers_data_config
 
 # --------------------------------------------------------------------------- inference
 
@@ -72,7 +58,7 @@ def test_numbers_in_a_categorical_column_become_their_text() -> None:
 
 
 def test_the_customers_fixture_is_inferred_as_documented() -> None:
-    config = customers_config()
+    config = customers_data_config()
     dataset = load_base_dataset(config)
     assert "customer_id" not in dataset.features and "notes" not in dataset.features
     assert dataset.ids is not None and dataset.ids.iloc[0] == "C100000"
@@ -99,7 +85,7 @@ def test_the_customers_fixture_is_inferred_as_documented() -> None:
 
 
 def test_overrides_set_type_categories_nullability_and_the_unknown_policy() -> None:
-    config = customers_config(
+    config = customers_data_config(
         plan=ColumnOverride(categories=["basic", "standard", "premium", "family"], nullable=False),
         support_tickets=ColumnOverride(type="categorical"),
         satisfaction=ColumnOverride(nullable=False),
@@ -149,7 +135,7 @@ def test_dropping_or_identifying_a_column_the_data_lacks_is_an_error() -> None:
         load_base_dataset(DataConfig(drop_columns=["nope"]))
     with pytest.raises(ValueError, match="'customer_no'"):
         load_base_dataset(
-            DataConfig(source="csv", csv_path=str(CUSTOMERS), target="outcome", id_column="customer_no")
+            DataConfig(source="csv", csv_path=str(CUSTOMERS_CSV), target="outcome", id_column="customer_no")
         )
 
 
@@ -198,9 +184,9 @@ def test_a_format_1_schema_loads_as_numeric_and_required() -> None:
 
 
 def test_a_mixed_schema_round_trips_and_types_a_model_frame() -> None:
-    dataset = load_base_dataset(customers_config())
+    dataset = load_base_dataset(customers_data_config())
     schema = infer_schema(
-        dataset.features, dataset.target, dataset.class_names, "outcome", customers_config()
+        dataset.features, dataset.target, dataset.class_names, "outcome", customers_data_config()
     )
     assert FeatureSchema.from_dict(schema.to_dict()) == schema
     assert schema.to_dict()["format"] == 2

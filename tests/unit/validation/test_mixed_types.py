@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from mlstack.config import ColumnOverride, DataConfig
+from mlstack.config import ColumnOverride
 from mlstack.data import Dataset, load_base_dataset
 from mlstack.data_validation import (
     MISSING,
@@ -22,30 +20,18 @@ from mlstack.data_validation import (
 )
 from mlstack.feature_types import infer_schema
 from mlstack.schema import FeatureSchema
-
-CUSTOMERS = Path(__file__).resolve().parents[2] / "fixtures" / "customers.csv"
-
-
-def config(**columns: ColumnOverride) -> DataConfig:
-    return DataConfig(
-        source="csv",
-        csv_path=str(CUSTOMERS),
-        target="outcome",
-        id_column="customer_id",
-        drop_columns=["notes"],
-        columns=columns,
-    )
+from tests.support.customers import customers_data_config
 
 
 @pytest.fixture
 def customers() -> Dataset:
-    return load_base_dataset(config())
+    return load_base_dataset(customers_data_config())
 
 
 @pytest.fixture(scope="module")
 def champion() -> FeatureSchema:
     """The schema a model trained on the fixture would carry."""
-    data = config()
+    data = customers_data_config()
     dataset = load_base_dataset(data)
     return infer_schema(dataset.features, dataset.target, dataset.class_names, "outcome", data)
 
@@ -53,8 +39,8 @@ def champion() -> FeatureSchema:
 def test_the_fixture_passes_alone_and_against_its_own_schema(
     customers: Dataset, champion: FeatureSchema
 ) -> None:
-    assert ensure_valid(customers, None, config()).rows == 600
-    report = ensure_valid(customers, champion, config())
+    assert ensure_valid(customers, None, customers_data_config()).rows == 600
+    report = ensure_valid(customers, champion, customers_data_config())
     assert report.warnings == [] and report.issues == []
 
 
@@ -62,7 +48,7 @@ def test_values_that_do_not_parse_in_a_numeric_column(customers: Dataset) -> Non
     features = customers.features.astype({"tenure_months": object})
     features.loc[[3, 8, 9], "tenure_months"] = ["12,5", "n.a.", "twelve"]
     customers.features = features
-    report = validate_dataset(customers, None, config())
+    report = validate_dataset(customers, None, customers_data_config())
     assert report.errors == [
         "column 'tenure_months': 3 rows are not numeric (dtype object; values '12,5', 'n.a.', 'twelve'); "
         "declare data.columns.tenure_months.type: categorical if the column holds categories"
@@ -72,28 +58,32 @@ def test_values_that_do_not_parse_in_a_numeric_column(customers: Dataset) -> Non
 
 
 def test_missing_values_where_the_config_forbids_them(customers: Dataset) -> None:
-    report = validate_dataset(customers, None, config(satisfaction=ColumnOverride(nullable=False)))
+    report = validate_dataset(
+        customers, None, customers_data_config(satisfaction=ColumnOverride(nullable=False))
+    )
     assert report.errors == [
         "column 'satisfaction': 61 rows have missing values where none are allowed; "
         "declare data.columns.satisfaction.nullable: true if they may be missing"
     ]
     with pytest.raises(DataValidationError, match="column 'satisfaction': 61 rows have missing values"):
-        ensure_valid(customers, None, config(satisfaction=ColumnOverride(nullable=False)))
+        ensure_valid(customers, None, customers_data_config(satisfaction=ColumnOverride(nullable=False)))
 
 
 def test_missing_values_where_the_champion_allows_none(customers: Dataset, champion: FeatureSchema) -> None:
     customers.features.loc[[0, 1], "device"] = None
-    report = validate_dataset(customers, champion, config())
+    report = validate_dataset(customers, champion, customers_data_config())
     assert report.errors == [
         "column 'device': 2 rows have missing values where none are allowed (the champion's schema); "
         "declare data.columns.device.nullable: true if they may be missing"
     ]
-    assert validate_dataset(customers, champion, config(device=ColumnOverride(nullable=True))).ok
+    assert validate_dataset(
+        customers, champion, customers_data_config(device=ColumnOverride(nullable=True))
+    ).ok
 
 
 def test_unknown_categories_of_a_declared_vocabulary(customers: Dataset) -> None:
     customers.features.loc[[5, 6, 7], "plan"] = ["gold", "Basic", "gold"]
-    declared = config(plan=ColumnOverride(categories=["basic", "standard", "premium"]))
+    declared = customers_data_config(plan=ColumnOverride(categories=["basic", "standard", "premium"]))
     report = validate_dataset(customers, None, declared)
     assert report.errors == [
         "column 'plan': 3 rows have unknown categories 'gold', 'Basic'; "
@@ -107,7 +97,7 @@ def test_categories_the_champion_has_not_seen_are_a_warning(
 ) -> None:
     """New base-data categories are learnt by the new model; only a declared vocabulary refuses them."""
     customers.features.loc[[10, 11], "device"] = "tablet"
-    report = validate_dataset(customers, champion, config())
+    report = validate_dataset(customers, champion, customers_data_config())
     assert report.ok
     assert report.warnings == [
         "column 'device': 2 rows have unknown categories 'tablet'; known: ['android', 'ios', 'web'] "
@@ -117,7 +107,7 @@ def test_categories_the_champion_has_not_seen_are_a_warning(
 
 def test_out_of_range_against_the_champion(customers: Dataset, champion: FeatureSchema) -> None:
     customers.features.loc[[1, 2], "monthly_spend"] = [5_000.0, -900.0]
-    report = validate_dataset(customers, champion, config())
+    report = validate_dataset(customers, champion, customers_data_config())
     assert len(report.errors) == 1
     assert report.errors[0].startswith("column 'monthly_spend': 2 rows outside the plausible range [")
     assert report.issues[0].kind == OUT_OF_RANGE
@@ -125,7 +115,9 @@ def test_out_of_range_against_the_champion(customers: Dataset, champion: Feature
 
 def test_columns_and_overrides_that_do_not_match(customers: Dataset, champion: FeatureSchema) -> None:
     customers.features = customers.features.drop(columns=["region"]).assign(extra=1.0)
-    report = validate_dataset(customers, champion, config(colour=ColumnOverride(type="categorical")))
+    report = validate_dataset(
+        customers, champion, customers_data_config(colour=ColumnOverride(type="categorical"))
+    )
     assert "columns missing compared with the champion's schema: ['region']" in report.errors
     assert "columns not in the champion's schema: ['extra']" in report.errors
     assert any(
@@ -138,7 +130,7 @@ def test_ids_and_high_cardinality_are_warnings(customers: Dataset) -> None:
     assert customers.ids is not None
     customers.ids.iloc[1] = customers.ids.iloc[0]
     customers.features["free_text"] = [f"note {i}" for i in range(len(customers.features))]
-    report = validate_dataset(customers, None, config())
+    report = validate_dataset(customers, None, customers_data_config())
     assert report.ok
     assert "id column 'customer_id': 1 rows repeat an earlier id" in report.warnings
     assert any(
@@ -169,7 +161,9 @@ def test_row_reasons_name_each_rows_problems(champion: FeatureSchema) -> None:
     assert "device: unknown category 'tablet'" in closed.iloc[0]
     missing_column = row_reasons(rows.drop(columns=["plan"]).iloc[[0]], champion)
     assert missing_column.tolist() == ["plan: missing column"]
-    assert {i.kind for i in validate_dataset(_dataset(rows), champion, config()).issues} >= {MISSING}
+    assert {i.kind for i in validate_dataset(_dataset(rows), champion, customers_data_config()).issues} >= {
+        MISSING
+    }
 
 
 def _dataset(rows: pd.DataFrame) -> Dataset:
