@@ -67,7 +67,9 @@ def lightgbm_load_error() -> str | None:
     except ImportError as exc:
         return f"lightgbm is not installed: {exc}"
     except OSError as exc:
-        return f"lightgbm cannot load: {exc}"
+        from mlstack.preprocessing import native_library_hint
+
+        return f"lightgbm is installed but cannot load: {native_library_hint(exc)}"
     return None
 
 

@@ -27,10 +27,10 @@ from mlstack.config import REPO_ROOT, CandidateConfig, Config, load_config
 from mlstack.data import Dataset, Split, load_base_dataset, split
 from mlstack.estimators import CandidateError, build_candidate, import_object
 from mlstack.feature_types import infer_schema
-from mlstack.preprocessing import PREPROCESS_STEP, native_library_hint
+from mlstack.preprocessing import PREPROCESS_STEP
 from mlstack.schema import FeatureSchema
 from mlstack.train import TrainingOutcome, export_onnx, served_schema, train_all
-from tests.support.binaries import skip_or_fail
+from tests.support.binaries import lightgbm_load_error, skip_or_fail
 from tests.support.mlflow_store import FileStore, file_store
 
 EXAMPLE = REPO_ROOT / "model-training" / "examples" / "customers.yaml"
@@ -345,10 +345,10 @@ def test_lightgbm_trains_and_converts_when_installed(customers: Customers) -> No
     """The `lightgbm` extra (in the lock, so CI runs this): its candidate trains and serves with ONNX."""
     if importlib.util.find_spec("lightgbm") is None or importlib.util.find_spec("onnxmltools") is None:
         skip_or_fail("the lightgbm extra is not installed: pip install -e '.[lightgbm]' (the lock has it)")
-    try:
-        import lightgbm
-    except OSError as exc:  # the wheel links against the system's OpenMP runtime (libgomp1)
-        skip_or_fail(f"lightgbm is installed but cannot load: {native_library_hint(exc)}")
+    if (unloadable := lightgbm_load_error()) is not None:  # its wheel needs the OpenMP runtime (libgomp1)
+        skip_or_fail(unloadable)
+    import lightgbm
+
     from mlstack.train import model_requirements
 
     config = next(c for c in customers.config.training.candidates if c.name == "lightgbm")
